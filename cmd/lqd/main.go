@@ -1,0 +1,183 @@
+// Command lqd is limiquantix's host supervisor: it runs qemu guests over QMP, keeps their
+// state in SQLite, and serves the REST API. Guests outlive it: stopping, restarting or
+// upgrading lqd never touches a running VM.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/limiquantix/limiquantix/api"
+	"github.com/limiquantix/limiquantix/storage"
+	"github.com/limiquantix/limiquantix/store"
+	"github.com/limiquantix/limiquantix/vmm"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+type config struct {
+	dataDir, runDir, listen, accel, qemu, logLevel string
+}
+
+// env returns $LQ_<NAME> or def.
+func env(name, def string) string {
+	if v, ok := os.LookupEnv("LQ_" + name); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+func parseFlags(args []string) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("lqd", flag.ContinueOnError)
+	fs.StringVar(&c.dataDir, "data-dir", env("DATA_DIR", "/var/lib/limiquantix"), "persistent state: database, pools, admin token (LQ_DATA_DIR)")
+	fs.StringVar(&c.runDir, "run-dir", env("RUN_DIR", "/run/limiquantix"), "volatile state: qemu sockets and pidfiles (LQ_RUN_DIR)")
+	fs.StringVar(&c.listen, "listen", env("LISTEN", "127.0.0.1:7480"), "API address (LQ_LISTEN)")
+	fs.StringVar(&c.accel, "accel", env("ACCEL", "auto"), "accelerator: auto, kvm or tcg (LQ_ACCEL)")
+	fs.StringVar(&c.qemu, "qemu", env("QEMU", "qemu-system-x86_64"), "qemu binary (LQ_QEMU)")
+	fs.StringVar(&c.logLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (LQ_LOG_LEVEL)")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	return c, nil
+}
+
+func main() {
+	c, err := parseFlags(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "lqd:", err)
+		os.Exit(2)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
+		fmt.Fprintln(os.Stderr, "lqd: --log-level:", err)
+		os.Exit(2)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, c, log); err != nil {
+		log.Error("lqd failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, c config, log *slog.Logger) error {
+	for _, d := range []string{c.dataDir, c.runDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return err
+		}
+	}
+	unlock, err := lockRunDir(c.runDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	db, err := store.Open(ctx, filepath.Join(c.dataDir, "lq.db"))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	host, err := vmm.ProbeHost(ctx, c.qemu, c.accel)
+	if err != nil {
+		return err
+	}
+	if host.Accel == vmm.AccelTCG && c.accel == vmm.AccelAuto {
+		log.Warn("using TCG software emulation", "why", host.AccelReason)
+	}
+	log.Info("host", "qemu", host.QEMU, "qemu_version", host.QEMUVersion, "accel", host.Accel, "cpus", host.CPUs, "memory_mib", host.MemoryBytes>>20)
+
+	runner := storage.ExecRunner{}
+	pool, err := storage.OpenDirPool("default", filepath.Join(c.dataDir, "pools", "default"), runner)
+	if err != nil {
+		return err
+	}
+	if removed, err := pool.CleanStaging(); err != nil {
+		log.Warn("clean staging", "err", err)
+	} else if len(removed) > 0 {
+		log.Info("removed unfinished uploads", "files", removed)
+	}
+	lib := storage.NewLibrary(db, pool, runner)
+
+	mgr := vmm.New(vmm.Config{DataDir: c.dataDir, RunDir: c.runDir, Host: host, DB: db, Disks: pool, Log: log})
+	defer mgr.Close()
+	if err := mgr.Reconcile(ctx); err != nil {
+		return err
+	}
+
+	made, err := api.EnsureAdminToken(ctx, db, filepath.Join(c.dataDir, "admin.token"))
+	if err != nil {
+		return err
+	}
+	if made {
+		log.Info("wrote a new admin token", "path", filepath.Join(c.dataDir, "admin.token"))
+	}
+
+	ln, err := net.Listen("tcp", c.listen)
+	if err != nil {
+		return err
+	}
+	url := "http://" + ln.Addr().String()
+	if err := writeFileAtomic(filepath.Join(c.dataDir, "api.url"), url+"\n", 0o644); err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           api.NewServer(api.Config{VMs: mgr, Images: lib, Pool: pool, DB: db, Log: log, Version: version}).Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("lqd ready", "url", url, "data_dir", c.dataDir, "run_dir", c.runDir, "version", version)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down; guests keep running")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}
+
+// lockRunDir makes sure one lqd at a time manages a run dir.
+func lockRunDir(dir string) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(dir, "lqd.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("another lqd already manages %s: %w", dir, err)
+	}
+	return func() { f.Close() }, nil
+}
+
+func writeFileAtomic(path, content string, mode os.FileMode) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), mode); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
