@@ -113,12 +113,13 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	if removed, err := pool.CleanStaging(); err != nil {
-		log.Warn("clean staging", "err", err)
+	lib := storage.NewLibrary(db, pool, runner)
+	// Uploads and imports a crash interrupted leave files no record names: remove them.
+	if removed, err := lib.GC(ctx); err != nil {
+		log.Warn("image library gc", "err", err)
 	} else if len(removed) > 0 {
 		log.Info("removed unfinished uploads", "files", removed)
 	}
-	lib := storage.NewLibrary(db, pool, runner)
 
 	mgr := vmm.New(vmm.Config{DataDir: c.dataDir, RunDir: c.runDir, Host: host, DB: db, Disks: pool, Log: log})
 	defer mgr.Close()
