@@ -511,3 +511,35 @@ func TestClientHonoursContext(t *testing.T) {
 		t.Fatalf("err = %v, want context.DeadlineExceeded", err)
 	}
 }
+
+// TestImportImageEarlyRejection checks that when lqd refuses an upload before reading the
+// disk (e.g. the name is taken), the caller gets lqd's error rather than a broken pipe.
+func TestImportImageEarlyRejection(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mr, err := r.MultipartReader()
+		if err != nil {
+			t.Errorf("MultipartReader: %v", err)
+			return
+		}
+		if _, err := mr.NextPart(); err != nil { // the name field
+			t.Errorf("NextPart: %v", err)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusConflict)
+		io.WriteString(w, `{"error":{"code":"conflict","message":"image \"big\" already exists"}}`)
+	}))
+	t.Cleanup(srv.Close)
+	disk := io.LimitReader(zeroReader{}, 256<<20) // far more than the server will drain
+	_, err := NewClient(srv.URL, clientTestToken).ImportImage(t.Context(), ImageUpload{Name: "big", Disk: disk})
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Code != CodeConflict {
+		t.Fatalf("err = %v, want an APIError with code conflict", err)
+	}
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}

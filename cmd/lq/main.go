@@ -63,7 +63,7 @@ func usageErrorf(format string, args ...any) error {
 	return usageError{fmt.Errorf(format, args...)}
 }
 
-// exitStatus ends lq with a given status and no message (lq vm exec passes the guest's on).
+// exitStatus ends lq with a given status and no message (lq vm exec passes on the guest's).
 type exitStatus int
 
 func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
