@@ -87,8 +87,14 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any, optional bool) er
 		}
 		return errorf(http.StatusBadRequest, CodeBadRequest, "malformed JSON: %v", err)
 	}
-	if dec.More() {
-		return errorf(http.StatusBadRequest, CodeBadRequest, "malformed JSON: more than one value in the body")
+	// Exactly one value: only white space may follow it. (dec.More alone lets a stray "]" or
+	// "}" through, and reports nothing when the limit is hit while skipping white space.)
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return errorf(http.StatusRequestEntityTooLarge, CodeTooLarge, "request body over %d bytes", maxJSONBody)
+		}
+		return errorf(http.StatusBadRequest, CodeBadRequest, "malformed JSON: more than one value, or data after the value")
 	}
 	return nil
 }
