@@ -72,15 +72,16 @@ runcmd:
 		}
 		return v.Guest.OS.ID == "debian", "os id " + v.Guest.OS.ID
 	})
-	exec := func(args ...string) string {
+	exec := func(t *testing.T, args ...string) string {
 		t.Helper()
-		return d.mustLQ(append([]string{"vm", "exec", "web1", "--timeout", "120", "--"}, args...)...)
+		return d.with(t).mustLQ(append([]string{"vm", "exec", "web1", "--timeout", "120", "--"}, args...)...)
 	}
 	// cloud-init's final stage is done when status --wait returns.
-	exec("cloud-init", "status", "--wait")
+	exec(t, "cloud-init", "status", "--wait")
 
 	t.Run("hostname", func(t *testing.T) {
-		if got := strings.TrimSpace(exec("cat", "/etc/hostname")); got != "web1" {
+		d := d.with(t)
+		if got := strings.TrimSpace(exec(t, "cat", "/etc/hostname")); got != "web1" {
 			t.Fatalf("/etc/hostname = %q", got)
 		}
 		if v := d.vm("web1"); v.Guest.Hostname != "web1" {
@@ -88,20 +89,21 @@ runcmd:
 		}
 	})
 	t.Run("ssh-key", func(t *testing.T) {
-		out := exec("sh", "-c", "cat /home/*/.ssh/authorized_keys /root/.ssh/authorized_keys 2>/dev/null")
+		out := exec(t, "sh", "-c", "cat /home/*/.ssh/authorized_keys /root/.ssh/authorized_keys 2>/dev/null; true")
 		if !strings.Contains(out, strings.Fields(key)[1]) {
 			t.Fatalf("the injected key is in no authorized_keys:\n%s", out)
 		}
 	})
 	t.Run("user-cloud-config", func(t *testing.T) {
-		if got := exec("cat", "/etc/lq-marker"); got != "written-by-user-cloud-config\n" {
+		if got := exec(t, "cat", "/etc/lq-marker"); got != "written-by-user-cloud-config\n" {
 			t.Fatalf("write_files: %q", got)
 		}
-		if got := strings.TrimSpace(exec("cat", "/run/lq-runcmd")); got != "runcmd-ran" {
+		if got := strings.TrimSpace(exec(t, "cat", "/run/lq-runcmd")); got != "runcmd-ran" {
 			t.Fatalf("runcmd: %q", got)
 		}
 	})
 	t.Run("agent-facts", func(t *testing.T) {
+		d := d.with(t)
 		v := d.vm("web1")
 		if !strings.Contains(v.Guest.OS.PrettyName, "Debian") || v.Guest.OS.KernelRelease == "" {
 			t.Fatalf("os facts: %+v", v.Guest.OS)
@@ -115,12 +117,14 @@ runcmd:
 		}
 	})
 	t.Run("exec-exit-code", func(t *testing.T) {
+		d := d.with(t)
 		_, _, code := d.lq("vm", "exec", "web1", "--", "sh", "-c", "exit 7")
 		if code != 7 {
 			t.Fatalf("exit code %d, want 7", code)
 		}
 	})
 	t.Run("graceful-shutdown-via-agent", func(t *testing.T) {
+		d := d.with(t)
 		d.mustLQ("vm", "shutdown", "web1", "--timeout", "120")
 		if v := d.vm("web1"); v.State != "stopped" {
 			t.Fatalf("after shutdown: %s", v.State)

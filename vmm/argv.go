@@ -41,7 +41,8 @@ const (
 	portRootDisk   = 0
 	portSerial     = 1
 	portRNG        = 2
-	FirstFreePort  = 3 // the first port hotplug (NICs, disks) may use
+	portSeed       = 3
+	FirstFreePort  = 4 // the first port hotplug (NICs, disks) may use
 	agentPortName  = "org.qemu.guest_agent.0"
 	rootDiskNode   = "disk-root"
 	seedNode       = "disk-seed"
@@ -97,8 +98,10 @@ func Argv(h Host, p Plan) ([]string, error) {
 	a = append(a,
 		"-blockdev", blockdev(rootDiskNode, "qcow2", p.RootDisk, false),
 		"-device", fmt.Sprintf("virtio-blk-pci,id=%s,drive=%s,bus=rp%d,bootindex=1", rootDiskDevice, rootDiskNode, portRootDisk),
+		// The seed is a read-only virtio disk, not an emulated CD-ROM: cloud kernels (Debian's
+		// linux-image-cloud-amd64) carry no AHCI or CD drivers. cloud-init finds it by label.
 		"-blockdev", blockdev(seedNode, "raw", p.SeedISO, true),
-		"-device", "ide-cd,id=cidata,drive="+seedNode+",bus=ide.2",
+		"-device", fmt.Sprintf("virtio-blk-pci,id=cidata,drive=%s,bus=rp%d", seedNode, portSeed),
 		// The guest agent's channel.
 		"-device", fmt.Sprintf("virtio-serial-pci,id=vser0,bus=rp%d", portSerial),
 		"-chardev", "socket,id=qga0,path="+run(AgentSocket)+",server=on,wait=off",

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/limiquantix/limiquantix/qmp"
 )
 
 // DefaultShutdownTimeout is how long a graceful shutdown waits before forcing.
@@ -53,22 +55,22 @@ func (m *Manager) Reset(ctx context.Context, name string) (VM, error) {
 // Pause stops the vCPUs; memory and devices stay as they are.
 func (m *Manager) Pause(ctx context.Context, name string) (VM, error) {
 	return m.do(ctx, name, ActionPause, func(vm *machine) error {
-		if err := vm.currentRun().mon.Stop(ctx); err != nil {
+		mon := vm.currentRun().mon
+		if err := mon.Stop(ctx); err != nil {
 			return err
 		}
-		vm.setState(StatePaused, "")
-		return nil
+		return vm.confirmState(ctx, mon, StatePaused)
 	})
 }
 
 // Resume lets a paused VM's vCPUs run again.
 func (m *Manager) Resume(ctx context.Context, name string) (VM, error) {
 	return m.do(ctx, name, ActionResume, func(vm *machine) error {
-		if err := vm.currentRun().mon.Cont(ctx); err != nil {
+		mon := vm.currentRun().mon
+		if err := mon.Cont(ctx); err != nil {
 			return err
 		}
-		vm.setState(StateRunning, "")
-		return nil
+		return vm.confirmState(ctx, mon, StateRunning)
 	})
 }
 
@@ -120,4 +122,19 @@ func (vm *machine) shutdown(ctx context.Context, timeout time.Duration) error {
 	}
 	vm.m.bus.Publish(EventShutdown, vm.spec.Name, fmt.Sprintf("guest still running after %s; forcing", timeout))
 	return vm.forceStop(ctx)
+}
+
+// confirmState asks qemu (query-status) what state it is in after a command, records
+// that, and fails if it is not the one the command should have reached.
+func (vm *machine) confirmState(ctx context.Context, mon *qmp.Monitor, want State) error {
+	st, err := mon.QueryStatus(ctx)
+	if err != nil {
+		return err
+	}
+	got := stateFromQMP(st.Status)
+	vm.setState(got, "")
+	if got != want {
+		return fmt.Errorf("qemu reports %q, not %s", st.Status, want)
+	}
+	return nil
 }
