@@ -49,7 +49,25 @@ type VM struct {
 	UptimeSeconds int64      `json:"uptime_seconds,omitempty"`
 	CreatedAt     time.Time  `json:"created_at"`
 	LastError     string     `json:"last_error,omitempty"`
+	NICs          []NIC      `json:"nics,omitempty"`
 	Guest         *Guest     `json:"guest,omitempty"`
+}
+
+// NIC is a VM's network interface.
+type NIC struct {
+	Network        string   `json:"network"`
+	MAC            string   `json:"mac"`
+	IP             string   `json:"ip,omitempty"` // from IPAM
+	Tap            string   `json:"tap"`
+	SecurityGroups []string `json:"security_groups,omitempty"`
+	GuestIPs       []string `json:"guest_ips,omitempty"` // as the guest agent reports them
+}
+
+// NICRequest asks for a NIC when creating a VM.
+type NICRequest struct {
+	Network        string   `json:"network"`
+	IP             string   `json:"ip,omitempty"` // optional fixed address
+	SecurityGroups []string `json:"security_groups,omitempty"`
 }
 
 // Guest is what the qemu-guest-agent reports; nil when no agent has answered.
@@ -90,6 +108,8 @@ type CreateVMRequest struct {
 	RestartPolicy string   `json:"restart_policy,omitempty"` // never (default) | on-crash | always
 	Autostart     bool     `json:"autostart,omitempty"`
 	Start         bool     `json:"start,omitempty"`
+	// NICs omitted: one NIC on the host's default network; [] for none.
+	NICs []NICRequest `json:"nics,omitempty"`
 }
 
 // UpdateVMRequest is the body of PATCH /api/v1/vms/{name}; nil fields stay as they are.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -21,6 +22,19 @@ func toAPIVM(v vmm.VM, host string) VM {
 		t := v.StartedAt
 		out.StartedAt = &t
 		out.UptimeSeconds = int64(time.Since(t).Seconds())
+	}
+	for _, n := range v.NICs {
+		an := NIC{Network: n.Network, MAC: n.MAC, IP: n.IP, Tap: n.Tap, SecurityGroups: n.SecurityGroups}
+		if v.Guest != nil {
+			for _, gi := range v.Guest.Interfaces {
+				if strings.EqualFold(gi.HardwareAddress, n.MAC) {
+					for _, a := range gi.IPAddresses {
+						an.GuestIPs = append(an.GuestIPs, a.Address+"/"+strconv.Itoa(a.Prefix))
+					}
+				}
+			}
+		}
+		out.NICs = append(out.NICs, an)
 	}
 	if g := v.Guest; g != nil {
 		ag := &Guest{AgentVersion: g.AgentVersion, Hostname: g.Hostname, UpdatedAt: g.UpdatedAt,
@@ -68,7 +82,14 @@ func (s *Server) createVM(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, errorf(http.StatusBadRequest, CodeInvalid, "cpus, memory_mib and disk_gib must not be negative"))
 		return
 	}
-	v, err := s.vms.Create(r.Context(), spec, req.Start)
+	var nics []vmm.NICRequest
+	if req.NICs != nil {
+		nics = make([]vmm.NICRequest, 0, len(req.NICs))
+		for _, n := range req.NICs {
+			nics = append(nics, vmm.NICRequest{Network: n.Network, IP: n.IP, SecurityGroups: n.SecurityGroups})
+		}
+	}
+	v, err := s.vms.Create(r.Context(), spec, nics, req.Start)
 	if err != nil {
 		// A VM that was created but failed to start stays, stopped; the error says so.
 		writeError(w, r, err)

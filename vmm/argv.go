@@ -110,6 +110,12 @@ func Argv(h Host, p Plan) ([]string, error) {
 		"-object", "rng-random,id=rng0,filename=/dev/urandom",
 		"-device", fmt.Sprintf("virtio-rng-pci,id=rng0-dev,rng=rng0,bus=rp%d", portRNG),
 	)
+	for i, n := range s.NICs {
+		if n.Port < FirstFreePort || n.Port >= RootPorts {
+			return nil, fmt.Errorf("vmm: argv: nic %d: root port %d is not a free port (%d..%d)", i, n.Port, FirstFreePort, RootPorts-1)
+		}
+		a = append(a, "-netdev", netdevArg(h, n, s.CPUs), "-device", nicDevice(n, s.CPUs))
+	}
 	if p.Boot.Kernel != "" {
 		a = append(a, "-kernel", p.Boot.Kernel)
 		if p.Boot.Initrd != "" {
@@ -137,4 +143,33 @@ func blockdev(node, format, path string, readOnly bool) string {
 	}
 	b, _ := json.Marshal(dev)
 	return string(b)
+}
+
+// NICQueues is how many queue pairs a VM's NICs get: one per vCPU, up to 8.
+func NICQueues(cpus int) int { return min(max(cpus, 1), 8) }
+
+// NIC devices are named after their tap (unique per host), so hotplug and unplug address
+// them the same way however NICs come and go.
+func nicNetdevID(n NIC) string { return "net-" + n.Tap }
+func nicDeviceID(n NIC) string { return "nic-" + n.Tap }
+
+// netdevArg is a NIC's tap backend. lqd made the tap beforehand (persistent, on the
+// bridge); qemu only opens it, so it runs no scripts.
+func netdevArg(h Host, n NIC, cpus int) string {
+	arg := fmt.Sprintf("tap,id=%s,ifname=%s,script=no,downscript=no", nicNetdevID(n), n.Tap)
+	if q := NICQueues(cpus); q > 1 {
+		arg += fmt.Sprintf(",queues=%d", q)
+	}
+	if h.Accel == AccelKVM && h.VhostNet {
+		arg += ",vhost=on"
+	}
+	return arg
+}
+
+func nicDevice(n NIC, cpus int) string {
+	dev := fmt.Sprintf("virtio-net-pci,id=%s,netdev=%s,mac=%s,bus=rp%d", nicDeviceID(n), nicNetdevID(n), n.MAC, n.Port)
+	if q := NICQueues(cpus); q > 1 {
+		dev += fmt.Sprintf(",mq=on,vectors=%d", 2*q+2)
+	}
+	return dev
 }

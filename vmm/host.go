@@ -28,6 +28,7 @@ type Host struct {
 	AccelReason string // why auto chose what it chose
 	CPUs        int
 	MemoryBytes int64
+	VhostNet    bool // /dev/vhost-net exists: NICs use in-kernel virtio-net under KVM
 }
 
 // CPUModel is the -cpu model for the host's accelerator: all of the host's features under
@@ -114,6 +115,9 @@ func ProbeHost(ctx context.Context, qemuPath, accel string) (Host, error) {
 		return Host{}, fmt.Errorf("vmm: sysinfo: %w", err)
 	}
 	h.MemoryBytes = int64(si.Totalram) * int64(si.Unit)
+	if _, err := os.Stat("/dev/vhost-net"); err == nil {
+		h.VhostNet = true
+	}
 	h.Accel, h.AccelReason, err = ChooseAccel(accel, ProbeKVM())
 	if err != nil {
 		return Host{}, fmt.Errorf("vmm: %w", err)

@@ -123,6 +123,7 @@ func (vm *machine) start(ctx context.Context) (err error) {
 			}
 		}
 		os.RemoveAll(runDir)
+		vm.unplugNICs(spec)
 		vm.mu.Lock()
 		vm.run = nil
 		vm.mu.Unlock()
@@ -161,6 +162,9 @@ func (vm *machine) start(ctx context.Context) (err error) {
 	argv, err := Argv(m.cfg.Host, plan)
 	if err != nil {
 		return err
+	}
+	if err := vm.plugNICs(ctx, spec); err != nil {
+		return fmt.Errorf("vmm: start %s: %w", spec.Name, err)
 	}
 	pid, err := launch(ctx, argv, runDir)
 	if err != nil {
@@ -299,8 +303,10 @@ func (vm *machine) exited(r *run) {
 		vm.run = nil
 	}
 	vm.guest = nil
-	policy, name := vm.spec.RestartPolicy, vm.spec.Name
+	spec := vm.spec
+	policy, name := spec.RestartPolicy, spec.Name
 	vm.mu.Unlock()
+	vm.unplugNICs(spec)
 	switch {
 	case expected:
 		vm.setState(StateStopped, "")
@@ -419,5 +425,37 @@ func (vm *machine) waitRun(ctx context.Context, r *run, d time.Duration) bool {
 		return false
 	case <-ctx.Done():
 		return false
+	}
+}
+
+// plugNICs makes the taps of the VM's NICs; on failure it removes the ones it made.
+func (vm *machine) plugNICs(ctx context.Context, spec Spec) error {
+	nets := vm.m.cfg.Nets
+	if nets == nil || len(spec.NICs) == 0 {
+		return nil
+	}
+	for i, n := range spec.NICs {
+		if err := nets.PlugNIC(ctx, n, NICQueues(spec.CPUs)); err != nil {
+			for _, done := range spec.NICs[:i] {
+				nets.UnplugNIC(context.WithoutCancel(ctx), done)
+			}
+			return fmt.Errorf("nic %s: %w", n.Tap, err)
+		}
+	}
+	return nil
+}
+
+// unplugNICs removes the taps of the VM's NICs once qemu is gone.
+func (vm *machine) unplugNICs(spec Spec) {
+	nets := vm.m.cfg.Nets
+	if nets == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, n := range spec.NICs {
+		if err := nets.UnplugNIC(ctx, n); err != nil {
+			vm.m.log.Warn("remove tap", "vm", spec.Name, "tap", n.Tap, "err", err)
+		}
 	}
 }

@@ -24,6 +24,22 @@ type Disks interface {
 	RemoveDisk(id string) error
 }
 
+// Networks is what vmm needs from the host's networking; package netdev provides it.
+type Networks interface {
+	// AllocateNICs assigns a MAC, an address and a tap name to each request of a VM, records
+	// them, and updates DHCP and the firewall. Errors for bad requests wrap netdev's
+	// ErrInvalid, ErrNotFound or ErrConflict.
+	AllocateNICs(ctx context.Context, vmUUID, vmName string, reqs []NICRequest) ([]NIC, error)
+	// ReleaseNICs forgets every NIC of a VM; its addresses return to their pools.
+	ReleaseNICs(ctx context.Context, vmUUID string) error
+	// PlugNIC makes the NIC's tap on its network's bridge, for qemu to open.
+	PlugNIC(ctx context.Context, n NIC, queues int) error
+	// UnplugNIC removes the NIC's tap; a missing tap is fine.
+	UnplugNIC(ctx context.Context, n NIC) error
+	// DefaultNetwork names the network a VM created without NIC requests joins; "" for none.
+	DefaultNetwork(ctx context.Context) string
+}
+
 // Config wires a Manager to its host.
 type Config struct {
 	DataDir string // persistent: <data-dir>/vms/<uuid>/{seed.iso,console.log}
@@ -31,6 +47,7 @@ type Config struct {
 	Host    Host
 	DB      *store.DB
 	Disks   Disks
+	Nets    Networks // nil: VMs have no NICs
 	Bus     *Bus
 	Log     *slog.Logger
 	// AgentPoll is how often the guest agent is asked for facts; 0 means 10 s.
@@ -145,9 +162,10 @@ func (m *Manager) Get(name string) (VM, error) {
 
 const gib = int64(1) << 30
 
-// Create validates a spec, makes the VM's root disk and records it. With start, it then
-// starts the VM; a failed start leaves the VM created and stopped, and says so.
-func (m *Manager) Create(ctx context.Context, spec Spec, start bool) (VM, error) {
+// Create validates a spec, makes the VM's root disk and NICs and records it. nics nil
+// means one NIC on the default network (if there is one); an empty slice means none. With
+// start, it then starts the VM; a failed start leaves the VM created and stopped, and says so.
+func (m *Manager) Create(ctx context.Context, spec Spec, nics []NICRequest, start bool) (VM, error) {
 	spec.UUID = uuid.NewString()
 	spec.applyDefaults()
 	if err := spec.Validate(m.cfg.Host.Limits()); err != nil {
@@ -187,6 +205,11 @@ func (m *Manager) Create(ctx context.Context, spec Spec, start bool) (VM, error)
 		return VM{}, err
 	}
 	undo := func(cause error) error {
+		if m.cfg.Nets != nil {
+			if err := m.cfg.Nets.ReleaseNICs(context.WithoutCancel(ctx), spec.UUID); err != nil {
+				m.log.Error("undo create: release nics", "vm", spec.Name, "err", err)
+			}
+		}
 		m.cfg.Disks.RemoveDisk(spec.UUID)
 		os.RemoveAll(m.vmDataDir(spec.UUID))
 		if err := m.cfg.DB.DeleteVM(context.WithoutCancel(ctx), spec.UUID); err != nil {
@@ -200,6 +223,19 @@ func (m *Manager) Create(ctx context.Context, spec Spec, start bool) (VM, error)
 	if err := os.MkdirAll(m.vmDataDir(spec.UUID), 0o700); err != nil {
 		return VM{}, undo(fmt.Errorf("vmm: create %s: %w", spec.Name, err))
 	}
+	if len(nics) > 0 || nics == nil {
+		if spec.NICs, err = m.allocateNICs(ctx, spec, nics); err != nil {
+			return VM{}, undo(err)
+		}
+		if len(spec.NICs) > 0 {
+			if raw, err = json.Marshal(spec); err != nil {
+				return VM{}, undo(fmt.Errorf("vmm: create %s: %w", spec.Name, err))
+			}
+			if err := m.cfg.DB.UpdateVMSpec(ctx, spec.UUID, raw); err != nil {
+				return VM{}, undo(err)
+			}
+		}
+	}
 	vm := newMachine(m, spec, StateStopped, time.Now())
 	m.mu.Lock()
 	m.vms[spec.Name] = vm
@@ -211,6 +247,37 @@ func (m *Manager) Create(ctx context.Context, spec Spec, start bool) (VM, error)
 		}
 	}
 	return vm.view(m.cfg.Host.Accel), nil
+}
+
+// maxNICs bounds a VM's NICs: each takes a root port, and disks need some too.
+const maxNICs = 8
+
+// allocateNICs asks the network layer for the VM's NICs and gives each a root port.
+func (m *Manager) allocateNICs(ctx context.Context, spec Spec, reqs []NICRequest) ([]NIC, error) {
+	if reqs == nil {
+		if m.cfg.Nets == nil {
+			return nil, nil
+		}
+		def := m.cfg.Nets.DefaultNetwork(ctx)
+		if def == "" {
+			return nil, nil
+		}
+		reqs = []NICRequest{{Network: def}}
+	}
+	if len(reqs) > maxNICs {
+		return nil, invalid("%d nics: at most %d", len(reqs), maxNICs)
+	}
+	if m.cfg.Nets == nil {
+		return nil, invalid("this host has no networking configured; create the VM without nics")
+	}
+	nics, err := m.cfg.Nets.AllocateNICs(ctx, spec.UUID, spec.Name, reqs)
+	if err != nil {
+		return nil, fmt.Errorf("vmm: create %s: nics: %w", spec.Name, err)
+	}
+	for i := range nics {
+		nics[i].Port = FirstFreePort + i
+	}
+	return nics, nil
 }
 
 // Update is a change to a VM's spec; nil fields stay as they are.
@@ -300,6 +367,11 @@ func (m *Manager) Delete(ctx context.Context, name string, force bool) error {
 	}
 	if err := os.RemoveAll(m.vmRunDir(id)); err != nil {
 		return fmt.Errorf("vmm: delete %s: %w", name, err)
+	}
+	if m.cfg.Nets != nil {
+		if err := m.cfg.Nets.ReleaseNICs(ctx, id); err != nil {
+			return fmt.Errorf("vmm: delete %s: %w", name, err)
+		}
 	}
 	if err := m.cfg.DB.DeleteVM(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err

@@ -42,6 +42,26 @@ type Spec struct {
 	UserData      string        `json:"user_data,omitempty"`
 	RestartPolicy RestartPolicy `json:"restart_policy"`
 	Autostart     bool          `json:"autostart,omitempty"`
+	NICs          []NIC         `json:"nics,omitempty"`
+}
+
+// NIC is a VM's network interface: a virtio-net device on its own root port, backed by a
+// tap on the network's bridge. Network, MAC, IP and Tap are assigned once, at creation,
+// and never change: the guest and the firewall both know the NIC by them.
+type NIC struct {
+	Network        string   `json:"network"`
+	MAC            string   `json:"mac"`
+	IP             string   `json:"ip,omitempty"`
+	Tap            string   `json:"tap"`
+	SecurityGroups []string `json:"security_groups,omitempty"`
+	Port           int      `json:"port"` // pcie-root-port index
+}
+
+// NICRequest asks for a NIC on a network, in some security groups.
+type NICRequest struct {
+	Network        string
+	IP             string // optional: a fixed address
+	SecurityGroups []string
 }
 
 // Limits bound a spec; they come from the host.
