@@ -47,6 +47,47 @@ var migrations = []string{
 		vm      TEXT NOT NULL DEFAULT '',
 		message TEXT NOT NULL DEFAULT ''
 	);`,
+	// 2: networks, security groups and NICs.
+	`CREATE TABLE networks (
+		name       TEXT PRIMARY KEY,
+		bridge     TEXT NOT NULL UNIQUE,
+		subnet     TEXT NOT NULL,
+		gateway    TEXT NOT NULL,
+		nat        INTEGER NOT NULL,
+		mac        TEXT NOT NULL,
+		created_at TEXT NOT NULL
+	);
+	CREATE TABLE security_groups (
+		name       TEXT PRIMARY KEY,
+		created_at TEXT NOT NULL
+	);
+	CREATE TABLE sg_rules (
+		id           TEXT PRIMARY KEY,
+		grp          TEXT NOT NULL REFERENCES security_groups(name) ON DELETE CASCADE,
+		direction    TEXT NOT NULL,
+		proto        TEXT NOT NULL,
+		port_from    INTEGER NOT NULL,
+		port_to      INTEGER NOT NULL,
+		cidr         TEXT NOT NULL DEFAULT '',
+		remote_group TEXT REFERENCES security_groups(name) ON DELETE RESTRICT,
+		created_at   TEXT NOT NULL
+	);
+	CREATE INDEX sg_rules_grp ON sg_rules(grp);
+	CREATE TABLE nics (
+		tap     TEXT PRIMARY KEY,
+		vm_uuid TEXT NOT NULL REFERENCES vms(uuid) ON DELETE CASCADE,
+		idx     INTEGER NOT NULL,
+		network TEXT NOT NULL REFERENCES networks(name) ON DELETE RESTRICT,
+		mac     TEXT NOT NULL UNIQUE,
+		ip      TEXT NOT NULL,
+		UNIQUE (network, ip),
+		UNIQUE (vm_uuid, idx)
+	);
+	CREATE TABLE nic_groups (
+		tap TEXT NOT NULL REFERENCES nics(tap) ON DELETE CASCADE,
+		grp TEXT NOT NULL REFERENCES security_groups(name) ON DELETE RESTRICT,
+		PRIMARY KEY (tap, grp)
+	);`,
 }
 
 func (d *DB) migrate(ctx context.Context) error {
