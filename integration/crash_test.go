@@ -1,6 +1,8 @@
 package integration
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -95,6 +97,42 @@ func TestCrashRecovery(t *testing.T) {
 		v := d.waitState("c1", "running", 60*time.Second)
 		if v.PID == pid {
 			t.Fatalf("c1 not restarted")
+		}
+	})
+
+	t.Run("policy-always-restarts-after-guest-poweroff", func(t *testing.T) {
+		d := cur.with(t)
+		d.mustLQ("vm", "set", "c1", "--restart-policy", "always")
+		v := d.vm("c1")
+		con := dialSerial(t, d, v)
+		con.send("poweroff")
+		waitFor(t, 60*time.Second, "c1 to come back with a new qemu", func() (bool, string) {
+			nv := d.vm("c1")
+			return nv.State == "running" && nv.PID != 0 && nv.PID != v.PID, nv.State
+		})
+		if !hasEvent(d.events("c1"), "vm.restart", "powered off") {
+			t.Fatalf("no restart event for the guest's poweroff")
+		}
+	})
+
+	t.Run("autostart-at-host-boot", func(t *testing.T) {
+		d := cur.with(t)
+		// c2 is crashed (policy never). Mark it autostart, then simulate a host reboot:
+		// lqd down, the run dir (tmpfs in real life) emptied.
+		d.mustLQ("vm", "set", "c2", "--autostart")
+		d.kill9()
+		os.Remove(filepath.Join(run, "lqd.booted"))
+		cur = startLQD(t0, data, run)
+		d = cur.with(t)
+		d.waitState("c2", "running", 60*time.Second)
+		// A plain lqd restart (marker present) starts nothing that is stopped.
+		d.mustLQ("vm", "stop", "c2")
+		d.kill9()
+		cur = startLQD(t0, data, run)
+		d = cur.with(t)
+		time.Sleep(2 * time.Second)
+		if v := d.vm("c2"); v.State != "stopped" {
+			t.Fatalf("autostart on a plain lqd restart: %s", v.State)
 		}
 	})
 

@@ -308,11 +308,14 @@ func dialSerial(t testing.TB, d *daemon, v api.VM) *serial {
 	return s
 }
 
+// send types a line into the console.
+func (s *serial) send(line string) { s.conn.Write([]byte(line + "\n")) }
+
 // expect types a shell command (unless cmd is empty) and waits up to timeout for want to
 // appear in the output that follows the last successful expect.
 func (s *serial) expect(cmd, want string, timeout time.Duration) (string, bool) {
 	if cmd != "" {
-		s.conn.Write([]byte(cmd + "\n"))
+		s.send(cmd)
 	}
 	deadline := time.Now().Add(timeout)
 	for {
