@@ -8,7 +8,7 @@ LDFLAGS  := -X main.version=$(VERSION)
 # lqd's defaults are /var/lib/limiquantix and /run/limiquantix; override for a sandbox.
 LQD_ARGS ?=
 
-.PHONY: all build deps test-deps run test unit bench lint clean
+.PHONY: all build deps test-deps ui run test unit bench lint clean
 
 all: build
 
@@ -21,12 +21,20 @@ deps:
 test-deps:
 	./deploy/deps.sh --test
 
-run: deps build
+# The web UI (webui/, React + Vite) is embedded into lqd with go:embed; without npm, lqd
+# still builds and serves a page that says how to build it.
+ui:
+	cd webui && npm ci --no-audit --no-fund && npm run build
+
+run: deps
+	@if command -v npm >/dev/null; then $(MAKE) ui; else echo "npm not found: lqd will serve a placeholder UI"; fi
+	$(MAKE) build
 	./bin/lqd $(LQD_ARGS)
 
 # The whole suite; .ci/run calls exactly this. Integration tests need root, qemu and the
 # cached test guests (built on first use from Debian packages, see integration/images/).
-test: test-deps build
+test: test-deps ui build
+	cd webui && npm test
 	LQ_REQUIRE_INTEGRATION=1 $(GO) test -count=1 -timeout 40m ./...
 
 # Unit tests only: no root, no qemu.

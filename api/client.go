@@ -390,3 +390,10 @@ func IsNotFound(err error) bool {
 	var e *APIError
 	return errors.As(err, &e) && e.Code == CodeNotFound
 }
+
+// ConsoleTicket asks for a single-use ticket for one console WebSocket of a VM.
+func (c *Client) ConsoleTicket(ctx context.Context, name string) (ConsoleTicket, error) {
+	var t ConsoleTicket
+	err := c.do(ctx, http.MethodPost, "/api/v1/vms/"+url.PathEscape(name)+"/console-ticket", nil, nil, &t)
+	return t, err
+}

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/go-chi/chi/v5/middleware"
+	"github.com/limiquantix/limiquantix/netdev"
+	"github.com/limiquantix/limiquantix/netdev/firewall"
 	"github.com/limiquantix/limiquantix/storage"
 	"github.com/limiquantix/limiquantix/store"
 	"github.com/limiquantix/limiquantix/vmm"
@@ -38,13 +40,13 @@ func classify(err error) (int, string) {
 		return he.status, he.code
 	case errors.As(err, &mbe), errors.Is(err, storage.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge, CodeTooLarge
-	case errors.Is(err, vmm.ErrInvalid), errors.Is(err, storage.ErrInvalid):
+	case errors.Is(err, vmm.ErrInvalid), errors.Is(err, storage.ErrInvalid), errors.Is(err, netdev.ErrInvalid), errors.Is(err, firewall.ErrInvalid):
 		return http.StatusBadRequest, CodeInvalid
-	case errors.Is(err, vmm.ErrNotFound), errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, vmm.ErrNotFound), errors.Is(err, store.ErrNotFound), errors.Is(err, netdev.ErrNotFound):
 		return http.StatusNotFound, CodeNotFound
-	case errors.Is(err, vmm.ErrInUse), errors.Is(err, store.ErrInUse):
+	case errors.Is(err, vmm.ErrInUse), errors.Is(err, store.ErrInUse), errors.Is(err, netdev.ErrInUse):
 		return http.StatusConflict, CodeInUse
-	case errors.Is(err, vmm.ErrConflict), errors.Is(err, store.ErrConflict):
+	case errors.Is(err, vmm.ErrConflict), errors.Is(err, store.ErrConflict), errors.Is(err, netdev.ErrConflict), errors.Is(err, netdev.ErrExhausted):
 		return http.StatusConflict, CodeConflict
 	case errors.Is(err, vmm.ErrAgent):
 		return http.StatusServiceUnavailable, CodeUnavailable

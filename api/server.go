@@ -4,13 +4,16 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
+	"github.com/limiquantix/limiquantix/netdev"
 	"github.com/limiquantix/limiquantix/storage"
 	"github.com/limiquantix/limiquantix/store"
 	"github.com/limiquantix/limiquantix/vmm"
+	"github.com/limiquantix/limiquantix/webui"
 )
 
 // Limits on request bodies.
@@ -30,6 +33,9 @@ type Server struct {
 	version  string
 	auth     *Auth
 	hostname string
+	rt       *realtime        // consoles, event stream, metrics (realtime.go)
+	volumes  *storage.Volumes // pools and volumes (storage.go)
+	nets     *netdev.Service  // networks and security groups (networks.go)
 }
 
 // Config wires a Server.
@@ -37,9 +43,15 @@ type Config struct {
 	VMs     *vmm.Manager
 	Images  *storage.Library
 	Pool    *storage.DirPool
+	Volumes *storage.Volumes // nil: no pool, volume, snapshot, clone or backup routes work
+	Nets    *netdev.Service  // nil: no networking
 	DB      *store.DB
 	Log     *slog.Logger
 	Version string
+	// ConsoleOrigins are origins, besides the API's own, whose pages may open console
+	// WebSockets: host patterns as in path.Match ("ui.example.com", "*.example.com"), or
+	// scheme://host patterns.
+	ConsoleOrigins []string
 }
 
 // NewServer returns the API server.
@@ -48,14 +60,21 @@ func NewServer(c Config) *Server {
 		c.Log = slog.Default()
 	}
 	hostname, _ := os.Hostname()
-	return &Server{vms: c.VMs, images: c.Images, pool: c.Pool, db: c.DB, log: c.Log, version: c.Version, auth: NewAuth(c.DB), hostname: hostname}
+	return &Server{vms: c.VMs, images: c.Images, pool: c.Pool, db: c.DB, log: c.Log, version: c.Version, auth: NewAuth(c.DB), hostname: hostname,
+		rt: newRealtime(c, hostname), volumes: c.Volumes, nets: c.Nets}
 }
 
 // Handler returns the routes.
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
 	r.Use(middleware.RequestID, s.accessLog, middleware.Recoverer)
+	ui := webui.Handler()
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		// Paths outside the API are the embedded web UI's (index.html for its routes).
+		if p := r.URL.Path; p != "/api" && !strings.HasPrefix(p, "/api/") {
+			ui.ServeHTTP(w, r)
+			return
+		}
 		writeError(w, r, errorf(http.StatusNotFound, CodeNotFound, "no such path: %s", r.URL.Path))
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
@@ -64,8 +83,10 @@ func (s *Server) Handler() http.Handler {
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
+	r.With(s.auth.Middleware).Get("/metrics", s.serveMetrics)
 	r.Route("/api/v1", func(r chi.Router) {
 		r.Get("/openapi.json", serveOpenAPI)
+		s.consoleRoutes(r) // WebSockets: a ticket, not a bearer token (browsers cannot set headers)
 		r.Group(func(r chi.Router) {
 			r.Use(s.auth.Middleware)
 			r.Get("/host", s.getHost)
@@ -82,6 +103,9 @@ func (s *Server) Handler() http.Handler {
 			r.Get("/images/{name}", s.getImage)
 			r.Delete("/images/{name}", s.deleteImage)
 			r.Get("/events", s.listEvents)
+			s.networkRoutes(r)
+			s.realtimeRoutes(r)
+			s.storageRoutes(r)
 		})
 	})
 	return r
@@ -121,6 +145,10 @@ func (s *Server) getHost(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
+	if wantsEventStream(r) {
+		s.streamEvents(w, r)
+		return
+	}
 	after, err := queryInt(r, "after", 0, 0, 1<<62)
 	if err != nil {
 		writeError(w, r, err)

@@ -50,6 +50,7 @@ type VM struct {
 	CreatedAt     time.Time  `json:"created_at"`
 	LastError     string     `json:"last_error,omitempty"`
 	NICs          []NIC      `json:"nics,omitempty"`
+	Disks         []VMDisk   `json:"disks,omitempty"` // attached volumes`
 	Guest         *Guest     `json:"guest,omitempty"`
 }
 

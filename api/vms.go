@@ -36,6 +36,7 @@ func toAPIVM(v vmm.VM, host string) VM {
 		}
 		out.NICs = append(out.NICs, an)
 	}
+	out.Disks = toAPIDisks(v.Disks)
 	if g := v.Guest; g != nil {
 		ag := &Guest{AgentVersion: g.AgentVersion, Hostname: g.Hostname, UpdatedAt: g.UpdatedAt,
 			OS: &GuestOS{ID: g.OS.ID, Name: g.OS.Name, PrettyName: g.OS.PrettyName, Version: g.OS.Version,

@@ -2,11 +2,9 @@ package integration
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/binary"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,16 +12,6 @@ import (
 
 	"github.com/limiquantix/limiquantix/integration/guest"
 )
-
-// authorizedKey formats an ed25519 public key the way ~/.ssh/authorized_keys holds it.
-func authorizedKey(pub ed25519.PublicKey, comment string) string {
-	var blob []byte
-	for _, part := range [][]byte{[]byte("ssh-ed25519"), pub} {
-		blob = binary.BigEndian.AppendUint32(blob, uint32(len(part)))
-		blob = append(blob, part...)
-	}
-	return "ssh-ed25519 " + base64.StdEncoding.EncodeToString(blob) + " " + comment
-}
 
 // TestDebianCloudGuest boots a real Debian 12 cloud guest: cloud-init applies the hostname,
 // the SSH key and the user's cloud-config; the guest agent reports the OS and runs
@@ -39,15 +27,19 @@ func TestDebianCloudGuest(t *testing.T) {
 	d := startLQD(t, data, run)
 	d.mustLQ("image", "import", "debian-12", img.Disk, "--kernel", img.Kernel, "--initrd", img.Initrd, "--cmdline", img.Cmdline)
 
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	// An SSH key pair made with ssh-keygen, so the test can log in with ssh.
+	dir := filepath.Dir(data)
+	privFile := filepath.Join(dir, "id_ed25519")
+	keyFile := privFile + ".pub"
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "lq-test@host", "-f", privFile).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v %s", err, out)
+	}
+	keyBytes, err := os.ReadFile(keyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := authorizedKey(pub, "lq-test@host")
-	dir := filepath.Dir(data)
-	keyFile := filepath.Join(dir, "id_ed25519.pub")
+	key := strings.TrimSpace(string(keyBytes))
 	userData := filepath.Join(dir, "cloud-config.yaml")
-	os.WriteFile(keyFile, []byte(key+"\n"), 0o600)
 	os.WriteFile(userData, []byte(`#cloud-config
 write_files:
   - path: /etc/lq-marker
@@ -56,8 +48,10 @@ runcmd:
   - [sh, -c, "echo runcmd-ran > /run/lq-runcmd"]
 `), 0o600)
 
+	// The NIC is on the default network in group "ssh", which starts with no rules.
+	d.mustLQ("sg", "create", "ssh")
 	d.mustLQ("vm", "create", "web1", "--image", "debian-12", "--cpus", "1", "--memory", "1024", "--disk", "4",
-		"--ssh-key", keyFile, "--user-data", userData, "--start")
+		"--ssh-key", keyFile, "--user-data", userData, "--nic", "default,sg=ssh", "--start")
 	d.waitState("web1", "running", 60*time.Second)
 
 	// The agent answers once the guest is up; lqd polls it and "show" asks it afresh.
@@ -72,16 +66,16 @@ runcmd:
 		}
 		return v.Guest.OS.ID == "debian", "os id " + v.Guest.OS.ID
 	})
-	exec := func(t *testing.T, args ...string) string {
+	guestExec := func(t *testing.T, args ...string) string {
 		t.Helper()
 		return d.with(t).mustLQ(append([]string{"vm", "exec", "web1", "--timeout", "120", "--"}, args...)...)
 	}
 	// cloud-init's final stage is done when status --wait returns.
-	exec(t, "cloud-init", "status", "--wait")
+	guestExec(t, "cloud-init", "status", "--wait")
 
 	t.Run("hostname", func(t *testing.T) {
 		d := d.with(t)
-		if got := strings.TrimSpace(exec(t, "cat", "/etc/hostname")); got != "web1" {
+		if got := strings.TrimSpace(guestExec(t, "cat", "/etc/hostname")); got != "web1" {
 			t.Fatalf("/etc/hostname = %q", got)
 		}
 		if v := d.vm("web1"); v.Guest.Hostname != "web1" {
@@ -89,16 +83,16 @@ runcmd:
 		}
 	})
 	t.Run("ssh-key", func(t *testing.T) {
-		out := exec(t, "sh", "-c", "cat /home/*/.ssh/authorized_keys /root/.ssh/authorized_keys 2>/dev/null; true")
+		out := guestExec(t, "sh", "-c", "cat /home/*/.ssh/authorized_keys /root/.ssh/authorized_keys 2>/dev/null; true")
 		if !strings.Contains(out, strings.Fields(key)[1]) {
 			t.Fatalf("the injected key is in no authorized_keys:\n%s", out)
 		}
 	})
 	t.Run("user-cloud-config", func(t *testing.T) {
-		if got := exec(t, "cat", "/etc/lq-marker"); got != "written-by-user-cloud-config\n" {
+		if got := guestExec(t, "cat", "/etc/lq-marker"); got != "written-by-user-cloud-config\n" {
 			t.Fatalf("write_files: %q", got)
 		}
-		if got := strings.TrimSpace(exec(t, "cat", "/run/lq-runcmd")); got != "runcmd-ran" {
+		if got := strings.TrimSpace(guestExec(t, "cat", "/run/lq-runcmd")); got != "runcmd-ran" {
 			t.Fatalf("runcmd: %q", got)
 		}
 	})
@@ -123,6 +117,53 @@ runcmd:
 			t.Fatalf("exit code %d, want 7", code)
 		}
 	})
+	t.Run("network-config-address", func(t *testing.T) {
+		v := d.vm("web1")
+		if len(v.NICs) != 1 {
+			t.Fatalf("NICs: %+v", v.NICs)
+		}
+		nic := v.NICs[0]
+		// cloud-init wrote a static configuration from network-config (not DHCP).
+		cfg := guestExec(t, "sh", "-c", "cat /etc/network/interfaces.d/50-cloud-init")
+		if !strings.Contains(cfg, nic.IP) || strings.Contains(cfg, "dhcp") {
+			t.Fatalf("cloud-init network config does not set %s statically:\n%s", nic.IP, cfg)
+		}
+		if out := guestExec(t, "ip", "-4", "-o", "addr", "show"); !strings.Contains(out, nic.IP+"/24") {
+			t.Fatalf("guest addresses lack %s:\n%s", nic.IP, out)
+		}
+		waitFor(t, 60*time.Second, "the agent to report the NIC's address", func() (bool, string) {
+			v := d.vm("web1")
+			return len(v.NICs[0].GuestIPs) > 0 && strings.HasPrefix(v.NICs[0].GuestIPs[0], nic.IP+"/"), fmt.Sprint(v.NICs[0].GuestIPs)
+		})
+	})
+
+	t.Run("ssh-through-security-group", func(t *testing.T) {
+		d := d.with(t)
+		addr := d.vm("web1").NICs[0].IP
+		ssh := func() error {
+			out, err := inNetns(d.ns, "ssh", "-i", privFile, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+				"-o", "ConnectTimeout=5", "-o", "BatchMode=yes", "debian@"+addr, "hostname")
+			if err == nil && strings.TrimSpace(lastLine(out)) != "web1" {
+				return fmt.Errorf("ssh ran but hostname said %q", out)
+			}
+			if err != nil {
+				return fmt.Errorf("%v: %s", err, out)
+			}
+			return nil
+		}
+		if err := ssh(); err == nil {
+			t.Fatalf("ssh got through a group with no rules")
+		}
+		out := d.mustLQ("sg", "rule", "add", "ssh", "--in", "--proto", "tcp", "--port", "22", "--from", "10.87.0.0/24")
+		if err := ssh(); err != nil {
+			t.Fatalf("ssh with port 22 allowed: %v", err)
+		}
+		d.mustLQ("sg", "rule", "remove", "ssh", strings.TrimSpace(out))
+		if err := ssh(); err == nil {
+			t.Fatalf("ssh still gets through after the rule was removed")
+		}
+	})
+
 	t.Run("graceful-shutdown-via-agent", func(t *testing.T) {
 		d := d.with(t)
 		d.mustLQ("vm", "shutdown", "web1", "--timeout", "120")
@@ -135,4 +176,9 @@ runcmd:
 		}
 	})
 	d.mustLQ("vm", "delete", "web1")
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/limiquantix/limiquantix/api"
 )
 
@@ -75,6 +75,7 @@ type daemon struct {
 	cmd     *exec.Cmd
 	logPath string
 	client  *api.Client
+	ns      string // the network namespace lqd runs in
 }
 
 // newDirs makes short temp dirs (unix socket paths are limited to 108 bytes).
@@ -88,11 +89,14 @@ func newDirs(t testing.TB) (data, run string) {
 		killQEMUUnder(root)
 		os.RemoveAll(root)
 	})
+	// Registered after the dir cleanup, so it runs before it: qemu and dnsmasq go first.
+	newNetns(t, nsName(root))
+	t.Cleanup(func() { killDNSMasqUnder(root) })
 	return filepath.Join(root, "data"), filepath.Join(root, "run")
 }
 
 // startLQD starts lqd on dataDir and runDir and waits until it serves.
-func startLQD(t testing.TB, dataDir, runDir string) *daemon {
+func startLQD(t testing.TB, dataDir, runDir string, extra ...string) *daemon {
 	t.Helper()
 	d := &daemon{t: t, dataDir: dataDir, runDir: runDir, logPath: filepath.Join(filepath.Dir(dataDir), "lqd.log")}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
@@ -104,7 +108,9 @@ func startLQD(t testing.TB, dataDir, runDir string) *daemon {
 		t.Fatal(err)
 	}
 	defer logf.Close()
-	d.cmd = exec.Command(bin.lqd, "--data-dir", dataDir, "--run-dir", runDir, "--listen", "127.0.0.1:0", "--accel", "tcg", "--log-level", "debug")
+	d.ns = nsName(filepath.Dir(dataDir))
+	d.cmd = exec.Command("ip", "netns", "exec", d.ns, bin.lqd, "--data-dir", dataDir, "--run-dir", runDir, "--listen", "127.0.0.1:0", "--accel", "tcg", "--log-level", "debug")
+	d.cmd.Args = append(d.cmd.Args, extra...)
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -130,6 +136,7 @@ func startLQD(t testing.TB, dataDir, runDir string) *daemon {
 	}
 	d.token = strings.TrimSpace(string(tok))
 	d.client = api.NewClient(d.url, d.token)
+	d.client.HTTPClient = httpClientIn(d.ns)
 	if err := d.client.Health(context.Background()); err != nil {
 		t.Fatalf("healthz: %v\n%s", err, d.log())
 	}
@@ -161,7 +168,7 @@ func (d *daemon) kill9() {
 // data dir by itself.
 func (d *daemon) lq(args ...string) (stdout, stderr string, code int) {
 	d.t.Helper()
-	cmd := exec.Command(bin.lq, args...)
+	cmd := exec.Command("ip", append([]string{"netns", "exec", d.ns, bin.lq}, args...)...)
 	cmd.Env = append(os.Environ(), "LQ_DATA_DIR="+d.dataDir)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
@@ -276,10 +283,10 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool
 	}
 }
 
-// serial is a client of a VM's serial console socket. It drains the socket all the time:
-// a console client that stops reading stalls the guest's UART (qemu cannot write).
+// serial is a client of a VM's serial console through lqd's WebSocket (qemu's serial
+// socket takes one client, and lqd's console hub is it). It reads all the time.
 type serial struct {
-	conn net.Conn
+	conn *websocket.Conn
 	mu   sync.Mutex
 	buf  strings.Builder
 	mark int // expect looks for output after this offset
@@ -287,29 +294,36 @@ type serial struct {
 
 func dialSerial(t testing.TB, d *daemon, v api.VM) *serial {
 	t.Helper()
-	c, err := net.Dial("unix", filepath.Join(d.runDir, "vms", v.UUID, "serial.sock"))
+	ctx := context.Background()
+	tk, err := d.client.ConsoleTicket(ctx, v.Name)
+	if err != nil {
+		t.Fatalf("console ticket %s: %v", v.Name, err)
+	}
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(d.url, "http")+tk.SerialURL, &websocket.DialOptions{HTTPClient: d.client.HTTPClient})
 	if err != nil {
 		t.Fatalf("serial %s: %v", v.Name, err)
 	}
-	t.Cleanup(func() { c.Close() })
+	c.SetReadLimit(-1)
+	t.Cleanup(func() { c.CloseNow() })
 	s := &serial{conn: c}
 	go func() {
-		b := make([]byte, 4096)
 		for {
-			n, err := c.Read(b)
-			s.mu.Lock()
-			s.buf.Write(b[:n])
-			s.mu.Unlock()
+			_, b, err := c.Read(ctx)
 			if err != nil {
 				return
 			}
+			s.mu.Lock()
+			s.buf.Write(b)
+			s.mu.Unlock()
 		}
 	}()
 	return s
 }
 
 // send types a line into the console.
-func (s *serial) send(line string) { s.conn.Write([]byte(line + "\n")) }
+func (s *serial) send(line string) {
+	s.conn.Write(context.Background(), websocket.MessageBinary, []byte(line+"\n"))
+}
 
 // expect types a shell command (unless cmd is empty) and waits up to timeout for want to
 // appear in the output that follows the last successful expect.
@@ -353,6 +367,21 @@ func qemuPIDs(s string) []int {
 		}
 	}
 	return out
+}
+
+// killDNSMasqUnder kills the dnsmasq processes whose config lives under root.
+func killDNSMasqUnder(root string) {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		raw, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err == nil && strings.Contains(string(raw), "dnsmasq") && strings.Contains(string(raw), root) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
 }
 
 // killQEMUUnder kills the qemu processes this test started: those whose sockets live

@@ -296,8 +296,18 @@ func TestLibraryRefusesIntegration(t *testing.T) {
 			name: "encrypted qcow2",
 			disk: func(t *testing.T, tl testLib) string {
 				p := filepath.Join(tl.src, "enc.qcow2")
-				qemuImg(t, "create", "-q", "-f", "qcow2", "--object", "secret,id=s0,data=pw",
-					"-o", "encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10", p, "1M")
+				// LUKS key setup times PBKDF2 with the thread's CPU clock, which on a busy
+				// virtual machine sometimes reads as zero ("Unable to get accurate CPU
+				// usage"): try a few times.
+				var err error
+				for range 10 {
+					os.Remove(p)
+					if _, err = (ExecRunner{}).Run(context.Background(), "qemu-img", "create", "-q", "-f", "qcow2", "--object", "secret,id=s0,data=pw",
+						"-o", "encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=250", p, "1M"); err == nil {
+						return p
+					}
+				}
+				t.Fatal(err)
 				return p
 			},
 			wantErr: ErrInvalid, why: "encrypted",

@@ -88,6 +88,38 @@ var migrations = []string{
 		grp TEXT NOT NULL REFERENCES security_groups(name) ON DELETE RESTRICT,
 		PRIMARY KEY (tap, grp)
 	);`,
+	// 3: storage pools, volumes (attached to at most one VM), snapshots, and images derived
+	// from other images (a linked clone's frozen base is an overlay on its parent).
+	`CREATE TABLE pools (
+		name       TEXT PRIMARY KEY,
+		driver     TEXT NOT NULL,
+		path       TEXT NOT NULL UNIQUE,
+		created_at TEXT NOT NULL
+	);
+	CREATE TABLE volumes (
+		name       TEXT PRIMARY KEY,
+		pool       TEXT NOT NULL REFERENCES pools(name) ON DELETE RESTRICT,
+		path       TEXT NOT NULL UNIQUE,
+		format     TEXT NOT NULL,
+		size       INTEGER NOT NULL,
+		vm_uuid    TEXT REFERENCES vms(uuid) ON DELETE SET NULL,
+		created_at TEXT NOT NULL
+	);
+	CREATE INDEX volumes_vm ON volumes(vm_uuid);
+	CREATE TABLE snapshots (
+		vm_uuid      TEXT NOT NULL REFERENCES vms(uuid) ON DELETE CASCADE,
+		name         TEXT NOT NULL,
+		memory       INTEGER NOT NULL,
+		quiesced     INTEGER NOT NULL,
+		vm_state     TEXT NOT NULL,
+		machine      TEXT NOT NULL,
+		cpu_model    TEXT NOT NULL,
+		qemu_version TEXT NOT NULL,
+		spec         TEXT NOT NULL,
+		created_at   TEXT NOT NULL,
+		PRIMARY KEY (vm_uuid, name)
+	);
+	ALTER TABLE images ADD COLUMN parent TEXT REFERENCES images(name) ON DELETE RESTRICT;`,
 }
 
 func (d *DB) migrate(ctx context.Context) error {

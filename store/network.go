@@ -245,6 +245,14 @@ func (d *DB) DeleteNICs(ctx context.Context, vmUUID string) error {
 	return nil
 }
 
+// DeleteNIC removes one NIC, by tap.
+func (d *DB) DeleteNIC(ctx context.Context, tap string) error {
+	if _, err := d.sql.ExecContext(ctx, `DELETE FROM nics WHERE tap = ?`, tap); err != nil {
+		return fmt.Errorf("store: delete nic %s: %w", tap, err)
+	}
+	return nil
+}
+
 // NICs lists every NIC on the host, with its VM's name and groups, by VM and index.
 func (d *DB) NICs(ctx context.Context) ([]NIC, error) {
 	rows, err := d.sql.QueryContext(ctx, `SELECT n.tap, n.vm_uuid, v.name, n.idx, n.network, n.mac, n.ip
@@ -279,4 +287,35 @@ func (d *DB) NICs(ctx context.Context) ([]NIC, error) {
 		}
 	}
 	return out, grows.Err()
+}
+
+// ReplaceRules swaps a group's whole rule set in one transaction.
+func (d *DB) ReplaceRules(ctx context.Context, group string, rules []Rule) error {
+	return d.Tx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM security_groups WHERE name = ?`, group).Scan(&n); err != nil {
+			return fmt.Errorf("store: replace rules of %q: %w", group, err)
+		}
+		if n == 0 {
+			return fmt.Errorf("store: security group %q: %w", group, ErrNotFound)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM sg_rules WHERE grp = ?`, group); err != nil {
+			return fmt.Errorf("store: replace rules of %q: %w", group, err)
+		}
+		for _, r := range rules {
+			var remote any
+			if r.RemoteGroup != "" {
+				remote = r.RemoteGroup
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO sg_rules (id, grp, direction, proto, port_from, port_to, cidr, remote_group, created_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, r.ID, group, r.Direction, r.Proto, r.PortFrom, r.PortTo, r.CIDR, remote, now())
+			if isForeignKey(err) {
+				return fmt.Errorf("store: rule of %q: group %q: %w", group, r.RemoteGroup, ErrNotFound)
+			}
+			if err != nil {
+				return fmt.Errorf("store: replace rules of %q: %w", group, err)
+			}
+		}
+		return nil
+	})
 }

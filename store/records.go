@@ -91,6 +91,9 @@ func (d *DB) DeleteImage(ctx context.Context, name string) error {
 			return fmt.Errorf("store: image %q is used by %d VM(s): %w", name, users, ErrInUse)
 		}
 		res, err := tx.ExecContext(ctx, `DELETE FROM images WHERE name = ?`, name)
+		if isForeignKey(err) { // another image (a linked clone's base) is an overlay on it
+			return fmt.Errorf("store: image %q is the base of another image: %w", name, ErrInUse)
+		}
 		if err != nil {
 			return fmt.Errorf("store: delete image %q: %w", name, err)
 		}

@@ -116,6 +116,13 @@ func Argv(h Host, p Plan) ([]string, error) {
 		}
 		a = append(a, "-netdev", netdevArg(h, n, s.CPUs), "-device", nicDevice(n, s.CPUs))
 	}
+	// Attached volumes, each on its own root port, named as hotplug names them (disks.go).
+	if err := checkPorts(s); err != nil {
+		return nil, err
+	}
+	for _, d := range s.Disks {
+		a = append(a, "-blockdev", blockdev(diskNode(d), "qcow2", d.Path, false), "-device", diskDeviceArg(d))
+	}
 	if p.Boot.Kernel != "" {
 		a = append(a, "-kernel", p.Boot.Kernel)
 		if p.Boot.Initrd != "" {

@@ -3,6 +3,7 @@ package vmm
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -44,6 +45,9 @@ type run struct {
 	expectExit    bool // we asked qemu to go: the exit is a stop, not a crash
 	guestShutdown bool // the guest powered itself off
 	detached      bool // lqd is closing: leave qemu alone
+
+	serial *serialHub // the serial console's one connection (serial.go); set by watch
+	stats  *sampler   // resource counters (stats.go); set by watch
 }
 
 func newMachine(m *Manager, spec Spec, state State, created time.Time) *machine {
@@ -152,7 +156,11 @@ func (vm *machine) start(ctx context.Context) (err error) {
 		ConsoleLog: filepath.Join(dataDir, "console.log"),
 	}
 	// The seed is rebuilt from the current spec at every start, so it is never stale.
-	seed, err := cloudinit.Render(cloudinit.Config{InstanceID: spec.UUID, Hostname: spec.Name, SSHKeys: spec.SSHKeys, UserData: spec.UserData})
+	netcfg, err := networkConfig(spec.NICs)
+	if err != nil {
+		return fmt.Errorf("vmm: start %s: %w", spec.Name, err)
+	}
+	seed, err := cloudinit.Render(cloudinit.Config{InstanceID: spec.UUID, Hostname: spec.Name, SSHKeys: spec.SSHKeys, UserData: spec.UserData, NetworkConfig: netcfg})
 	if err != nil {
 		return fmt.Errorf("vmm: start %s: cloud-init: %w", spec.Name, err)
 	}
@@ -232,6 +240,8 @@ func (vm *machine) attach(ctx context.Context, pid int, startedAt time.Time) err
 // watch starts the run's event loop and its guest-agent poller.
 func (vm *machine) watch(r *run, events <-chan goqmp.Event, unsubscribe func()) {
 	m := vm.m
+	vm.startSerial(r)
+	vm.startSampler(r)
 	m.wg.Add(2)
 	go func() {
 		defer m.wg.Done()
@@ -458,4 +468,29 @@ func (vm *machine) unplugNICs(spec Spec) {
 			vm.m.log.Warn("remove tap", "vm", spec.Name, "tap", n.Tap, "err", err)
 		}
 	}
+}
+
+// networkConfig is the cloud-init network-config for the VM's NICs: the same addresses
+// DHCP hands out, so images without a DHCP client come up on them too. nil without NICs.
+func networkConfig(nics []NIC) ([]byte, error) {
+	var ifs []cloudinit.Interface
+	for _, n := range nics {
+		ip, err := netip.ParseAddr(n.IP)
+		if err != nil || n.PrefixLen == 0 {
+			continue // no static address known: DHCP only
+		}
+		in := cloudinit.Interface{MAC: n.MAC, Address: netip.PrefixFrom(ip, n.PrefixLen)}
+		if gw, err := netip.ParseAddr(n.Gateway); err == nil {
+			in.Gateway = gw
+			in.DNS = []netip.Addr{gw}
+		}
+		if n.Domain != "" {
+			in.Search = []string{n.Domain}
+		}
+		ifs = append(ifs, in)
+	}
+	if len(ifs) == 0 {
+		return nil, nil
+	}
+	return cloudinit.NetworkConfig(ifs)
 }

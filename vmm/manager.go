@@ -29,9 +29,12 @@ type Networks interface {
 	// AllocateNICs assigns a MAC, an address and a tap name to each request of a VM, records
 	// them, and updates DHCP and the firewall. Errors for bad requests wrap netdev's
 	// ErrInvalid, ErrNotFound or ErrConflict.
-	AllocateNICs(ctx context.Context, vmUUID, vmName string, reqs []NICRequest) ([]NIC, error)
+	// The NICs get indexes first, first+1, ... (a VM's NIC index never repeats).
+	AllocateNICs(ctx context.Context, vmUUID, vmName string, first int, reqs []NICRequest) ([]NIC, error)
 	// ReleaseNICs forgets every NIC of a VM; its addresses return to their pools.
 	ReleaseNICs(ctx context.Context, vmUUID string) error
+	// ReleaseNIC forgets one NIC, by tap.
+	ReleaseNIC(ctx context.Context, tap string) error
 	// PlugNIC makes the NIC's tap on its network's bridge, for qemu to open.
 	PlugNIC(ctx context.Context, n NIC, queues int) error
 	// UnplugNIC removes the NIC's tap; a missing tap is fine.
@@ -48,6 +51,7 @@ type Config struct {
 	DB      *store.DB
 	Disks   Disks
 	Nets    Networks // nil: VMs have no NICs
+	Storage Storage  // volumes, snapshots, clones, backups (disks.go)
 	Bus     *Bus
 	Log     *slog.Logger
 	// AgentPoll is how often the guest agent is asked for facts; 0 means 10 s.
@@ -270,7 +274,7 @@ func (m *Manager) allocateNICs(ctx context.Context, spec Spec, reqs []NICRequest
 	if m.cfg.Nets == nil {
 		return nil, invalid("this host has no networking configured; create the VM without nics")
 	}
-	nics, err := m.cfg.Nets.AllocateNICs(ctx, spec.UUID, spec.Name, reqs)
+	nics, err := m.cfg.Nets.AllocateNICs(ctx, spec.UUID, spec.Name, 0, reqs)
 	if err != nil {
 		return nil, fmt.Errorf("vmm: create %s: nics: %w", spec.Name, err)
 	}
@@ -414,4 +418,18 @@ func (m *Manager) ConsoleLog(name string, tail int64) ([]byte, error) {
 		return nil, fmt.Errorf("vmm: console log %s: %w", name, err)
 	}
 	return buf[:n], nil
+}
+
+// ActiveTaps returns the taps of every VM that has (or is about to have) a qemu: the
+// network layer removes any other tap of lqd's as stale.
+func (m *Manager) ActiveTaps() map[string]bool {
+	out := map[string]bool{}
+	for _, v := range m.List() {
+		if v.State.Active() {
+			for _, n := range v.NICs {
+				out[n.Tap] = true
+			}
+		}
+	}
+	return out
 }

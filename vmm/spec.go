@@ -32,17 +32,18 @@ const (
 
 // Spec is what a user asks for; it is persisted as JSON and rebuilt into an argv at every start.
 type Spec struct {
-	UUID          string        `json:"uuid"`
-	Name          string        `json:"name"`
-	Image         string        `json:"image"`
-	CPUs          int           `json:"cpus"`
-	MemoryMiB     int           `json:"memory_mib"`
-	DiskGiB       int           `json:"disk_gib"`
-	SSHKeys       []string      `json:"ssh_keys,omitempty"`
-	UserData      string        `json:"user_data,omitempty"`
-	RestartPolicy RestartPolicy `json:"restart_policy"`
-	Autostart     bool          `json:"autostart,omitempty"`
-	NICs          []NIC         `json:"nics,omitempty"`
+	UUID          string           `json:"uuid"`
+	Name          string           `json:"name"`
+	Image         string           `json:"image"`
+	CPUs          int              `json:"cpus"`
+	MemoryMiB     int              `json:"memory_mib"`
+	DiskGiB       int              `json:"disk_gib"`
+	SSHKeys       []string         `json:"ssh_keys,omitempty"`
+	UserData      string           `json:"user_data,omitempty"`
+	RestartPolicy RestartPolicy    `json:"restart_policy"`
+	Autostart     bool             `json:"autostart,omitempty"`
+	NICs          []NIC            `json:"nics,omitempty"`
+	Disks         []DiskAttachment `json:"disks,omitempty"` // attached volumes (disks.go)
 }
 
 // NIC is a VM's network interface: a virtio-net device on its own root port, backed by a
@@ -54,7 +55,12 @@ type NIC struct {
 	IP             string   `json:"ip,omitempty"`
 	Tap            string   `json:"tap"`
 	SecurityGroups []string `json:"security_groups,omitempty"`
-	Port           int      `json:"port"` // pcie-root-port index
+	Port           int      `json:"port"`  // pcie-root-port index
+	Index          int      `json:"index"` // the NIC's number in the VM; its tap is named after it
+	// How the guest configures it without DHCP (cloud-init network-config).
+	PrefixLen int    `json:"prefix_len,omitempty"`
+	Gateway   string `json:"gateway,omitempty"`
+	Domain    string `json:"domain,omitempty"`
 }
 
 // NICRequest asks for a NIC on a network, in some security groups.

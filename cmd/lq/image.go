@@ -23,6 +23,7 @@ func newImageCmd(a *app) *cobra.Command {
 		newImageListCmd(a),
 		newImageShowCmd(a),
 		newImageDeleteCmd(a),
+		newImageCreateFromVMCmd(a),
 	)
 	return cmd
 }

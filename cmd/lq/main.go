@@ -139,6 +139,8 @@ func newRootCmd(a *app) *cobra.Command {
 		newHostCmd(a),
 		newVMCmd(a),
 		newImageCmd(a),
+		newPoolCmd(a), newVolumeCmd(a),
+		newNetworkCmd(a), newSGCmd(a),
 		newEventsCmd(a),
 		newVersionCmd(a),
 	)

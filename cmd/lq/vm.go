@@ -34,7 +34,9 @@ func newVMCmd(a *app) *cobra.Command {
 		newVMShutdownCmd(a, "reboot", "Reboot a VM via ACPI; reset it by force after --timeout"),
 		newVMConsoleLogCmd(a),
 		newVMExecCmd(a),
+		newVMNICCmd(a),
 	)
+	cmd.AddCommand(vmStorageCmds(a)...)
 	return cmd
 }
 
@@ -73,7 +75,7 @@ func writeVMTable(w io.Writer, vms []api.VM, now time.Time) error {
 	for _, vm := range vms {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n",
 			vm.Name, dash(vm.State), vm.CPUs, formatMiB(vm.MemoryMiB), dash(vm.Image),
-			dash(vmUptime(vm, now)), dash(strings.Join(guestIPs(vm.Guest), ",")))
+			dash(vmUptime(vm, now)), dash(strings.Join(vmIPs(vm), ",")))
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write output: %w", err)
@@ -139,6 +141,7 @@ func writeVMDetails(w io.Writer, vm api.VM, now time.Time) error {
 	if vm.UserData != "" {
 		l.add("user_data", fmt.Sprintf("%d bytes (see -o json)", len(vm.UserData)))
 	}
+	addNICs(&l, vm.NICs)
 	if g := vm.Guest; g != nil {
 		l.add("guest_agent", g.AgentVersion)
 		if g.OS != nil {
@@ -182,6 +185,7 @@ func (f *vmSpecFlags) register(cmd *cobra.Command) {
 func newVMCreateCmd(a *app) *cobra.Command {
 	var (
 		spec  vmSpecFlags
+		nics  nicFlags
 		image string
 		start bool
 	)
@@ -202,6 +206,10 @@ func newVMCreateCmd(a *app) *cobra.Command {
 				RestartPolicy: spec.restartPolicy,
 				Autostart:     spec.autostart,
 				Start:         start,
+			}
+			var err error
+			if req.NICs, err = nics.requests(); err != nil {
+				return err
 			}
 			keys, err := parseSSHKeys(spec.sshKeys, a.readUserFile)
 			if err != nil {
@@ -227,6 +235,7 @@ func newVMCreateCmd(a *app) *cobra.Command {
 		},
 	}
 	spec.register(cmd)
+	nics.register(cmd)
 	cmd.Flags().StringVar(&image, "image", "", "image to create the VM's disk from (required)")
 	cmd.Flags().BoolVar(&start, "start", false, "start the VM once created")
 	return cmd

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -30,6 +31,8 @@ var version = "dev"
 
 type config struct {
 	dataDir, runDir, listen, accel, qemu, logLevel string
+	firewall, defaultNetwork, dnsDomain            string
+	backupDirs                                     []string // default <data-dir>/backups
 }
 
 // env returns $LQ_<NAME> or def.
@@ -49,13 +52,38 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.accel, "accel", env("ACCEL", "auto"), "accelerator: auto, kvm or tcg (LQ_ACCEL)")
 	fs.StringVar(&c.qemu, "qemu", env("QEMU", "qemu-system-x86_64"), "qemu binary (LQ_QEMU)")
 	fs.StringVar(&c.logLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (LQ_LOG_LEVEL)")
+	fs.StringVar(&c.firewall, "firewall", env("FIREWALL", "nft"), "security-group back end: nft or iptables (LQ_FIREWALL)")
+	fs.StringVar(&c.defaultNetwork, "default-network", env("DEFAULT_NETWORK", "10.87.0.0/24"), "subnet of the NAT network \"default\" made on first start; none for no default network (LQ_DEFAULT_NETWORK)")
+	fs.StringVar(&c.dnsDomain, "dns-domain", env("DNS_DOMAIN", "lq"), "DNS domain under which VM names resolve on managed networks (LQ_DNS_DOMAIN)")
+	fs.Func("backup-dir", "a directory backups may be written to and restored from; repeatable or comma-separated (LQ_BACKUP_DIR; default <data-dir>/backups)", func(v string) error {
+		return c.addBackupDirs(v)
+	})
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
+	if len(c.backupDirs) == 0 {
+		if err := c.addBackupDirs(env("BACKUP_DIR", filepath.Join(c.dataDir, "backups"))); err != nil {
+			return c, err
+		}
+	}
 	return c, nil
+}
+
+// addBackupDirs adds comma-separated absolute directories to the allowed backup dirs.
+func (c *config) addBackupDirs(v string) error {
+	for _, d := range strings.Split(v, ",") {
+		if d = strings.TrimSpace(d); d == "" {
+			continue
+		}
+		if !filepath.IsAbs(d) {
+			return fmt.Errorf("--backup-dir %q: want an absolute path", d)
+		}
+		c.backupDirs = append(c.backupDirs, filepath.Clean(d))
+	}
+	return nil
 }
 
 func main() {
@@ -121,11 +149,35 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		log.Info("removed unfinished uploads", "files", removed)
 	}
 
-	mgr := vmm.New(vmm.Config{DataDir: c.dataDir, RunDir: c.runDir, Host: host, DB: db, Disks: pool, Log: log})
+	vols, err := storage.OpenVolumes(ctx, db, runner, pool)
+	if err != nil {
+		return err
+	}
+	if removed, err := vols.GC(ctx); err != nil {
+		log.Warn("volume gc", "err", err)
+	} else if len(removed) > 0 {
+		log.Info("removed unfinished volumes", "files", removed)
+	}
+	st := vmm.Storage{Tool: storage.Tool{R: runner}, Images: lib, BackupDirs: c.backupDirs}
+	nets, err := startNetworking(ctx, c, db, log)
+	if err != nil {
+		return err
+	}
+	mgr := vmm.New(vmm.Config{DataDir: c.dataDir, RunDir: c.runDir, Host: host, DB: db, Disks: pool, Storage: st, Nets: vmNets{nets}, Log: log})
+	if removed, err := mgr.CleanBackupDirs(); err != nil {
+		log.Warn("backup dirs", "err", err)
+	} else if len(removed) > 0 {
+		log.Info("removed unfinished backups", "files", removed)
+	}
 	defer mgr.Close()
 	if err := mgr.Reconcile(ctx); err != nil {
 		return err
 	}
+	// Now that vmm knows which VMs run, stale taps can go; then keep repairing drift.
+	if err := nets.Reconcile(ctx, mgr.ActiveTaps()); err != nil {
+		log.Warn("network reconcile", "err", err)
+	}
+	go nets.Run(ctx, 30*time.Second, mgr.ActiveTaps)
 
 	made, err := api.EnsureAdminToken(ctx, db, filepath.Join(c.dataDir, "admin.token"))
 	if err != nil {
@@ -144,7 +196,7 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           api.NewServer(api.Config{VMs: mgr, Images: lib, Pool: pool, DB: db, Log: log, Version: version}).Handler(),
+		Handler:           api.NewServer(api.Config{VMs: mgr, Images: lib, Pool: pool, Volumes: vols, Nets: nets, DB: db, Log: log, Version: version}).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	errc := make(chan error, 1)
@@ -181,4 +233,3 @@ func writeFileAtomic(path, content string, mode os.FileMode) error {
 	}
 	return os.Rename(tmp, path)
 }
-

@@ -1,0 +1,195 @@
+package vmm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/limiquantix/limiquantix/qmp"
+)
+
+// Events of NIC hotplug.
+const (
+	EventNICAdded   = "vm.nic.added"
+	EventNICRemoved = "vm.nic.removed"
+)
+
+// nicUnplugTimeout bounds how long a hot-unplug waits for the guest to release a NIC.
+const nicUnplugTimeout = 30 * time.Second
+
+// AddNIC gives a VM one more NIC. A running VM gets it hotplugged on a free root port
+// (netdev_add + device_add); a stopped one at its next start. On failure nothing stays:
+// no address, no tap, no half-plugged device.
+func (m *Manager) AddNIC(ctx context.Context, name string, req NICRequest) (VM, error) {
+	if m.cfg.Nets == nil {
+		return VM{}, invalid("this host has no networking configured")
+	}
+	vm, unlock, err := m.lockVM(name)
+	if err != nil {
+		return VM{}, err
+	}
+	defer unlock()
+	r, err := vm.live("add a nic")
+	if err != nil {
+		return VM{}, err
+	}
+	spec := vm.specCopy()
+	if len(spec.NICs) >= maxNICs {
+		return VM{}, invalid("vm %q has %d nics: at most %d", name, len(spec.NICs), maxNICs)
+	}
+	port, err := freePort(spec)
+	if err != nil {
+		return VM{}, err
+	}
+	next := len(spec.NICs) // NIC indexes (and so tap names) are never reused
+	for _, n := range spec.NICs {
+		next = max(next, n.Index+1)
+	}
+	nics, err := m.cfg.Nets.AllocateNICs(ctx, spec.UUID, spec.Name, next, []NICRequest{req})
+	if err != nil {
+		return VM{}, fmt.Errorf("vm %q: add nic: %w", name, err)
+	}
+	nic := nics[0]
+	nic.Port = port
+	release := func() { m.cfg.Nets.ReleaseNIC(context.WithoutCancel(ctx), nic.Tap) }
+	if r != nil {
+		if err := m.cfg.Nets.PlugNIC(ctx, nic, NICQueues(spec.CPUs)); err != nil {
+			release()
+			return VM{}, fmt.Errorf("vm %q: add nic: %w", name, err)
+		}
+		if err := plugNIC(ctx, r.mon, m.cfg.Host, nic, spec.CPUs); err != nil {
+			m.cfg.Nets.UnplugNIC(context.WithoutCancel(ctx), nic)
+			release()
+			return VM{}, fmt.Errorf("vm %q: add nic: %w", name, err)
+		}
+	}
+	spec.NICs = append(spec.NICs, nic)
+	if err := m.saveSpec(ctx, vm, spec); err != nil {
+		return VM{}, err
+	}
+	m.bus.Publish(EventNICAdded, name, nic.Network+" "+nic.IP)
+	return vm.view(m.cfg.Host.Accel), nil
+}
+
+// RemoveNIC takes a NIC away, named by its tap, MAC or index. A running VM's guest must
+// release it (DEVICE_DELETED) first.
+func (m *Manager) RemoveNIC(ctx context.Context, name, which string) (VM, error) {
+	if m.cfg.Nets == nil {
+		return VM{}, invalid("this host has no networking configured")
+	}
+	vm, unlock, err := m.lockVM(name)
+	if err != nil {
+		return VM{}, err
+	}
+	defer unlock()
+	r, err := vm.live("remove a nic")
+	if err != nil {
+		return VM{}, err
+	}
+	spec := vm.specCopy()
+	idx := -1
+	for i, n := range spec.NICs {
+		if n.Tap == which || strings.EqualFold(n.MAC, which) || fmt.Sprint(i) == which {
+			idx = i
+		}
+	}
+	if idx < 0 {
+		return VM{}, fmt.Errorf("%w: vm %q has no nic %q (give its index, MAC or tap)", ErrNotFound, name, which)
+	}
+	nic := spec.NICs[idx]
+	if r != nil {
+		if err := unplugNIC(ctx, r.mon, nic, nicUnplugTimeout); err != nil {
+			return VM{}, fmt.Errorf("vm %q: remove nic: %w", name, err)
+		}
+		m.cfg.Nets.UnplugNIC(ctx, nic)
+	}
+	if err := m.cfg.Nets.ReleaseNIC(ctx, nic.Tap); err != nil {
+		return VM{}, err
+	}
+	spec.NICs = append(spec.NICs[:idx:idx], spec.NICs[idx+1:]...)
+	if err := m.saveSpec(ctx, vm, spec); err != nil {
+		return VM{}, err
+	}
+	m.bus.Publish(EventNICRemoved, name, nic.Network+" "+nic.IP)
+	return vm.view(m.cfg.Host.Accel), nil
+}
+
+// saveSpec persists a changed spec, then makes it the VM's.
+func (m *Manager) saveSpec(ctx context.Context, vm *machine, spec Spec) error {
+	raw, err := json.Marshal(spec)
+	if err != nil {
+		return err
+	}
+	if err := m.cfg.DB.UpdateVMSpec(ctx, spec.UUID, raw); err != nil {
+		return err
+	}
+	vm.setSpec(spec)
+	return nil
+}
+
+// plugNIC hotplugs a NIC whose tap exists; on failure nothing stays plugged.
+func plugNIC(ctx context.Context, mon monitor, h Host, n NIC, cpus int) error {
+	nd := map[string]any{"type": "tap", "id": nicNetdevID(n), "ifname": n.Tap, "script": "no", "downscript": "no"}
+	if q := NICQueues(cpus); q > 1 {
+		nd["queues"] = q
+	}
+	if h.Accel == AccelKVM && h.VhostNet {
+		nd["vhost"] = true
+	}
+	if err := mon.Execute(ctx, "netdev_add", nd, nil); err != nil {
+		return fmt.Errorf("netdev_add: %w", err)
+	}
+	dev := map[string]any{"driver": "virtio-net-pci", "id": nicDeviceID(n), "netdev": nicNetdevID(n), "mac": n.MAC, "bus": fmt.Sprintf("rp%d", n.Port)}
+	if q := NICQueues(cpus); q > 1 {
+		dev["mq"] = "on"
+		dev["vectors"] = 2*q + 2
+	}
+	if err := mon.Execute(ctx, "device_add", dev, nil); err != nil {
+		mon.Execute(context.WithoutCancel(ctx), "netdev_del", map[string]string{"id": nicNetdevID(n)}, nil)
+		return fmt.Errorf("device_add: %w", err)
+	}
+	return nil
+}
+
+// unplugNIC asks the guest to release a NIC, waits for DEVICE_DELETED, then removes its
+// netdev.
+func unplugNIC(ctx context.Context, mon monitor, n NIC, timeout time.Duration) error {
+	dev := nicDeviceID(n)
+	events, unsubscribe := mon.Subscribe(64)
+	defer unsubscribe()
+	if err := mon.Execute(ctx, "device_del", map[string]string{"id": dev}, nil); err != nil {
+		var qe *qmp.Error
+		if !(errors.As(err, &qe) && qe.Class == "DeviceNotFound") {
+			return fmt.Errorf("device_del: %w", err)
+		}
+	} else {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+	wait:
+		for {
+			select {
+			case ev, ok := <-events:
+				if !ok || ev.Event == qmp.EventDisconnected {
+					return fmt.Errorf("device_del %s: qemu went away", dev)
+				}
+				if ev.Event == "DEVICE_DELETED" && ev.Data["device"] == dev {
+					break wait
+				}
+			case <-t.C:
+				return fmt.Errorf("%w: the guest did not release nic %s within %s", ErrTimeout, dev, timeout)
+			case <-ctx.Done():
+				return fmt.Errorf("device_del %s: %w", dev, ctx.Err())
+			}
+		}
+	}
+	if err := mon.Execute(ctx, "netdev_del", map[string]string{"id": nicNetdevID(n)}, nil); err != nil {
+		var qe *qmp.Error
+		if !(errors.As(err, &qe) && qe.Class == "DeviceNotFound") {
+			return fmt.Errorf("netdev_del: %w", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,8 @@
+import { afterEach } from "vitest";
+import { cleanup } from "@testing-library/react";
+
+afterEach(() => {
+  cleanup();
+  sessionStorage.clear();
+  history.replaceState(null, "", "/");
+});
