@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -88,10 +87,4 @@ func httpClientIn(ns string) *http.Client {
 		IdleConnTimeout:     30 * time.Second,
 	}
 	return &http.Client{Transport: tr}
-}
-
-// nsExists reports whether a namespace is still there.
-func nsExists(name string) bool {
-	_, err := os.Stat(nsPath(name))
-	return err == nil
 }

@@ -365,40 +365,12 @@ func plugDisk(ctx context.Context, mon monitor, d DiskAttachment) error {
 // only needs its node removed, so a retry after a timeout completes the detach.
 func unplugDisk(ctx context.Context, mon monitor, d DiskAttachment, timeout time.Duration) error {
 	dev := diskDevice(d)
-	events, unsubscribe := mon.Subscribe(64)
-	defer unsubscribe()
-	gone := false
-	if err := mon.Execute(ctx, "device_del", map[string]string{"id": dev}, nil); err != nil {
-		var qe *qmp.Error
-		switch {
-		case errors.As(err, &qe) && qe.Class == "DeviceNotFound":
-			gone = true
-		case errors.As(err, &qe) && strings.Contains(strings.ToLower(qe.Desc), "in progress"):
-			// An earlier request is still pending: wait for it like for a new one.
-		default:
-			return qmpErr("device_del", err)
+	if err := deviceDel(ctx, mon, dev, timeout); err != nil {
+		if errors.Is(err, ErrTimeout) {
+			return fmt.Errorf("%w: the guest did not release disk %s (device %s) within %s; the unplug request stays pending in the guest: retry the detach, or stop the VM and detach it then",
+				ErrTimeout, d.Volume, dev, timeout)
 		}
-	}
-	if !gone {
-		t := time.NewTimer(timeout)
-		defer t.Stop()
-	wait:
-		for {
-			select {
-			case ev, ok := <-events:
-				if !ok || ev.Event == qmp.EventDisconnected {
-					return fmt.Errorf("device_del %s: qemu went away", dev)
-				}
-				if ev.Event == "DEVICE_DELETED" && ev.Data["device"] == dev {
-					break wait
-				}
-			case <-t.C:
-				return fmt.Errorf("%w: the guest did not release disk %s (device %s) within %s; the unplug request stays pending in the guest: retry the detach, or stop the VM and detach it then",
-					ErrTimeout, d.Volume, dev, timeout)
-			case <-ctx.Done():
-				return fmt.Errorf("device_del %s: %w", dev, ctx.Err())
-			}
-		}
+		return err
 	}
 	if err := mon.Execute(ctx, "blockdev-del", map[string]string{"node-name": diskNode(d)}, nil); err != nil {
 		var qe *qmp.Error

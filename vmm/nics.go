@@ -157,33 +157,11 @@ func plugNIC(ctx context.Context, mon monitor, h Host, n NIC, cpus int) error {
 // unplugNIC asks the guest to release a NIC, waits for DEVICE_DELETED, then removes its
 // netdev.
 func unplugNIC(ctx context.Context, mon monitor, n NIC, timeout time.Duration) error {
-	dev := nicDeviceID(n)
-	events, unsubscribe := mon.Subscribe(64)
-	defer unsubscribe()
-	if err := mon.Execute(ctx, "device_del", map[string]string{"id": dev}, nil); err != nil {
-		var qe *qmp.Error
-		if !(errors.As(err, &qe) && qe.Class == "DeviceNotFound") {
-			return fmt.Errorf("device_del: %w", err)
+	if err := deviceDel(ctx, mon, nicDeviceID(n), timeout); err != nil {
+		if errors.Is(err, ErrTimeout) {
+			return fmt.Errorf("%w: the guest did not release nic %s within %s", ErrTimeout, n.Tap, timeout)
 		}
-	} else {
-		t := time.NewTimer(timeout)
-		defer t.Stop()
-	wait:
-		for {
-			select {
-			case ev, ok := <-events:
-				if !ok || ev.Event == qmp.EventDisconnected {
-					return fmt.Errorf("device_del %s: qemu went away", dev)
-				}
-				if ev.Event == "DEVICE_DELETED" && ev.Data["device"] == dev {
-					break wait
-				}
-			case <-t.C:
-				return fmt.Errorf("%w: the guest did not release nic %s within %s", ErrTimeout, dev, timeout)
-			case <-ctx.Done():
-				return fmt.Errorf("device_del %s: %w", dev, ctx.Err())
-			}
-		}
+		return err
 	}
 	if err := mon.Execute(ctx, "netdev_del", map[string]string{"id": nicNetdevID(n)}, nil); err != nil {
 		var qe *qmp.Error

@@ -180,3 +180,29 @@ func TestQMPErr(t *testing.T) {
 		}
 	}
 }
+
+func TestStartBackupJob(t *testing.T) {
+	const (
+		with    = `blockdev-backup {"auto-dismiss":false,"device":"disk-root","job-id":"j","sync":"full","target":"t","x-perf":{"use-copy-range":true}}`
+		without = `blockdev-backup {"auto-dismiss":false,"device":"disk-root","job-id":"j","sync":"full","target":"t"}`
+	)
+	tests := []struct {
+		name    string
+		replies []fakeReply
+		want    string
+		wantErr error
+	}{
+		{"copy offloading", nil, with, nil},
+		{"a qemu without x-perf", []fakeReply{{err: &qmp.Error{Class: "GenericError", Desc: "Parameter 'x-perf' is unexpected"}}, {}}, with + "\n" + without, nil},
+		{"other errors are errors", []fakeReply{{err: &qmp.Error{Class: "GenericError", Desc: "Node 't' is busy"}}}, with, errAny},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeMon(map[string][]fakeReply{"blockdev-backup": tt.replies})
+			checkErr(t, startBackupJob(context.Background(), f, "j", "t"), tt.wantErr)
+			if got := f.transcript(); got != tt.want {
+				t.Errorf("transcript:\n%s\nwant:\n%s", got, tt.want)
+			}
+		})
+	}
+}

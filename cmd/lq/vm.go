@@ -124,6 +124,9 @@ func writeVMDetails(w io.Writer, vm api.VM, now time.Time) error {
 		l.add("disk", strconv.Itoa(vm.DiskGiB)+"GiB")
 	}
 	l.add("image", vm.Image)
+	for _, d := range vm.Disks { // attached volumes (lq vm disk)
+		l.add("volume "+d.Volume, fmt.Sprintf("%s on %s", d.Path, formatPort(d.Port)))
+	}
 	l.add("restart_policy", vm.RestartPolicy)
 	l.add("autostart", strconv.FormatBool(vm.Autostart))
 	l.add("accel", vm.Accel)
