@@ -55,7 +55,7 @@ func (s *shell) ok(cmd string, timeout time.Duration) bool {
 
 func testNetworking(t *testing.T, fw string) {
 	data, run := newDirs(t)
-	d := startLQD(t, data, run, "--firewall", fw, "--default-network", "none")
+	d := startLQD(t, data, run, "--firewall", fw, "--default-network", "none", "--reconcile-interval", "2s")
 	ns := d.ns
 	importTiny(t, d)
 
@@ -298,6 +298,51 @@ func testNetworking(t *testing.T, fw string) {
 			t.Fatalf("tap %s left after unplug", nv.NICs[1].Tap)
 		}
 		d.mustLQ("network", "delete", "backend")
+	})
+
+	t.Run("drift-is-repaired", func(t *testing.T) {
+		d := d.with(t)
+		// Someone flushes the whole ruleset: for a moment everything passes; lqd puts its
+		// tables back within a reconcile interval and b:8080 is closed again.
+		if _, err := inNetns(ns, "nft", "flush", "ruleset"); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 20*time.Second, "lqd's firewall to come back", func() (bool, string) {
+			var out string
+			var err error
+			if fw == "nft" {
+				out, err = inNetns(ns, "nft", "list", "table", "inet", "limiquantix")
+			} else {
+				out, err = inNetns(ns, "iptables", "-S", "LQ-FWD")
+			}
+			return err == nil && strings.Contains(out, "lqb-prod"), out
+		})
+		if get("a", hp("b", 8080)) {
+			t.Errorf("a→b:8080 open after the ruleset was restored")
+		}
+		// Someone deletes b's tap: lqd replugs the NIC into the running qemu.
+		v := d.vm("b")
+		tap := v.NICs[0].Tap
+		if _, err := inNetns(ns, "ip", "link", "del", tap); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 60*time.Second, "the NIC to be replugged", func() (bool, string) {
+			return hasEvent(d.events("b"), "vm.nic.repaired", tap), "no vm.nic.repaired event"
+		})
+		if _, err := inNetns(ns, "ip", "link", "show", tap); err != nil {
+			t.Fatalf("tap %s not recreated: %v", tap, err)
+		}
+		if nv := d.vm("b"); nv.PID != v.PID || nv.State != "running" {
+			t.Fatalf("b restarted or stopped: pid %d→%d, %s", v.PID, nv.PID, nv.State)
+		}
+		// The guest sees its NIC come back and configures it again.
+		waitFor(t, 30*time.Second, "eth0 back in b", func() (bool, string) {
+			return sh["b"].ok("ip link show eth0", 10*time.Second), "no eth0"
+		})
+		sh["b"].run("ip link set eth0 up && udhcpc -i eth0 -n -q -t 5 -s /etc/udhcpc/default.script", 30*time.Second)
+		waitFor(t, 30*time.Second, "a to reach b:80 again", func() (bool, string) {
+			return get("a", hp("b", 80)), "blocked"
+		})
 	})
 
 	t.Run("delete-removes-what-it-made", func(t *testing.T) {

@@ -14,7 +14,6 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/limiquantix/limiquantix/netdev/firewall"
 	"github.com/limiquantix/limiquantix/store"
@@ -604,22 +603,6 @@ func (s *Service) Reconcile(ctx context.Context, active map[string]bool) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
-}
-
-// Run reconciles every interval until ctx ends.
-func (s *Service) Run(ctx context.Context, every time.Duration, active func() map[string]bool) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := s.Reconcile(ctx, active()); err != nil {
-				s.log.Warn("network reconcile", "err", err)
-			}
-		}
-	}
 }
 
 // ensureNetwork makes a network's bridge and its dnsmasq with the current leases.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -168,6 +169,66 @@ func unplugNIC(ctx context.Context, mon monitor, n NIC, timeout time.Duration) e
 		if !(errors.As(err, &qe) && qe.Class == "DeviceNotFound") {
 			return fmt.Errorf("netdev_del: %w", err)
 		}
+	}
+	return nil
+}
+
+// EventNICRepaired: a NIC whose tap had vanished was plugged in again.
+const EventNICRepaired = "vm.nic.repaired"
+
+// RepairNICs finds running VMs whose taps have vanished (someone ran `ip link del`) and
+// plugs those NICs in again: qemu cannot reopen a tap behind an existing netdev, so the NIC
+// is hot-unplugged, its tap made anew, and the NIC hotplugged back with the same MAC and
+// address. The guest sees a link go away and come back.
+func (m *Manager) RepairNICs(ctx context.Context) {
+	if m.cfg.Nets == nil {
+		return
+	}
+	for _, v := range m.List() {
+		if v.State != StateRunning && v.State != StatePaused {
+			continue
+		}
+		for _, n := range v.NICs {
+			if _, err := net.InterfaceByName(n.Tap); err == nil {
+				continue
+			}
+			if err := m.repairNIC(ctx, v.Name, n.Tap); err != nil {
+				m.log.Error("repair nic", "vm", v.Name, "tap", n.Tap, "err", err)
+				m.bus.Publish(EventError, v.Name, "repair nic "+n.Tap+": "+err.Error())
+			}
+		}
+	}
+}
+
+func (m *Manager) repairNIC(ctx context.Context, name, tap string) error {
+	vm, unlock, err := m.lockVM(name)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	r, err := vm.live("repair a nic")
+	if err != nil || r == nil {
+		return err
+	}
+	spec := vm.specCopy()
+	for _, n := range spec.NICs {
+		if n.Tap != tap {
+			continue
+		}
+		if _, err := net.InterfaceByName(tap); err == nil {
+			return nil // someone else repaired it meanwhile
+		}
+		m.log.Warn("tap of a running VM vanished; replugging its NIC", "vm", name, "tap", tap)
+		if err := unplugNIC(ctx, r.mon, n, nicUnplugTimeout); err != nil {
+			return err
+		}
+		if err := m.cfg.Nets.PlugNIC(ctx, n, NICQueues(spec.CPUs)); err != nil {
+			return err
+		}
+		if err := plugNIC(ctx, r.mon, m.cfg.Host, n, spec.CPUs); err != nil {
+			return err
+		}
+		m.bus.Publish(EventNICRepaired, name, tap)
 	}
 	return nil
 }

@@ -32,6 +32,7 @@ var version = "dev"
 type config struct {
 	dataDir, runDir, listen, accel, qemu, logLevel string
 	firewall, defaultNetwork, dnsDomain            string
+	reconcileEvery                                 time.Duration
 	backupDirs                                     []string // default <data-dir>/backups
 }
 
@@ -39,6 +40,14 @@ type config struct {
 func env(name, def string) string {
 	if v, ok := os.LookupEnv("LQ_" + name); ok && v != "" {
 		return v
+	}
+	return def
+}
+
+// envDuration returns $LQ_<NAME> parsed as a duration, or def.
+func envDuration(name string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(env(name, "")); err == nil && d > 0 {
+		return d
 	}
 	return def
 }
@@ -54,6 +63,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.logLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (LQ_LOG_LEVEL)")
 	fs.StringVar(&c.firewall, "firewall", env("FIREWALL", "nft"), "security-group back end: nft or iptables (LQ_FIREWALL)")
 	fs.StringVar(&c.defaultNetwork, "default-network", env("DEFAULT_NETWORK", "10.87.0.0/24"), "subnet of the NAT network \"default\" made on first start; none for no default network (LQ_DEFAULT_NETWORK)")
+	fs.DurationVar(&c.reconcileEvery, "reconcile-interval", envDuration("RECONCILE_INTERVAL", 30*time.Second), "how often bridges, dnsmasq, taps and the firewall are checked against the database and repaired (LQ_RECONCILE_INTERVAL)")
 	fs.StringVar(&c.dnsDomain, "dns-domain", env("DNS_DOMAIN", "lq"), "DNS domain under which VM names resolve on managed networks (LQ_DNS_DOMAIN)")
 	fs.Func("backup-dir", "a directory backups may be written to and restored from; repeatable or comma-separated (LQ_BACKUP_DIR; default <data-dir>/backups)", func(v string) error {
 		return c.addBackupDirs(v)
@@ -177,7 +187,7 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 	if err := nets.Reconcile(ctx, mgr.ActiveTaps()); err != nil {
 		log.Warn("network reconcile", "err", err)
 	}
-	go nets.Run(ctx, 30*time.Second, mgr.ActiveTaps)
+	go reconcileNetworks(ctx, c.reconcileEvery, nets, mgr, log)
 
 	made, err := api.EnsureAdminToken(ctx, db, filepath.Join(c.dataDir, "admin.token"))
 	if err != nil {

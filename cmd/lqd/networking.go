@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"time"
 
 	"github.com/limiquantix/limiquantix/netdev"
 	"github.com/limiquantix/limiquantix/netdev/firewall"
 	"github.com/limiquantix/limiquantix/store"
+	"github.com/limiquantix/limiquantix/vmm"
 )
 
 // startNetworking brings the managed networks up from the database (bridges, dnsmasq,
@@ -39,4 +41,23 @@ func startNetworking(ctx context.Context, c config, db *store.DB, log *slog.Logg
 		log.Error("default network not created; VMs get no NIC unless asked", "subnet", c.defaultNetwork, "err", err)
 	}
 	return svc, nil
+}
+
+// reconcileNetworks repairs drift every interval until ctx ends: the network layer makes
+// bridges, dnsmasq, stale taps and the firewall match the database (a flushed ruleset comes
+// back), then vmm replugs NICs of running VMs whose taps someone deleted.
+func reconcileNetworks(ctx context.Context, every time.Duration, nets *netdev.Service, mgr *vmm.Manager, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := nets.Reconcile(ctx, mgr.ActiveTaps()); err != nil {
+				log.Warn("network reconcile", "err", err)
+			}
+			mgr.RepairNICs(ctx)
+		}
+	}
 }
