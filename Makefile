@@ -41,8 +41,12 @@ test: test-deps ui build
 unit:
 	$(GO) test -count=1 -short ./...
 
+# Benchmarks, each side by side with its baseline in the same run (raw qemu, qemu-img, a
+# direct socket, no firewall), reported as ratios. Micro-benchmarks run for the usual
+# second; the ones that boot guests or move gigabytes run once.
 bench: test-deps build
-	LQ_REQUIRE_INTEGRATION=1 $(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 40m ./integration/
+	$(GO) test -count=1 -run '^$$' -bench . ./api/ ./vmm/
+	LQ_REQUIRE_INTEGRATION=1 $(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 40m ./integration/ ./netdev/firewall/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
