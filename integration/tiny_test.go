@@ -1,12 +1,15 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -67,6 +70,34 @@ func TestTinyLifecycle(t *testing.T) {
 	t.Run("serial-shell", func(t *testing.T) {
 		if out, ok := con.expect("echo lq-$((6*7))", "lq-42", 20*time.Second); !ok {
 			t.Fatalf("serial shell did not answer: %q", out)
+		}
+	})
+
+	t.Run("lq-vm-console", func(t *testing.T) {
+		// The CLI's serial console: type a command, see the answer, detach with Ctrl+].
+		cmd := exec.Command("ip", "netns", "exec", d.ns, bin.lq, "vm", "console", "t1")
+		cmd.Env = append(os.Environ(), "LQ_DATA_DIR="+d.dataDir)
+		stdin, _ := cmd.StdinPipe()
+		var out syncBuffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer cmd.Process.Kill()
+		stdin.Write([]byte("echo con-$((40+2))\n"))
+		waitFor(t, 20*time.Second, "the console to answer", func() (bool, string) {
+			return strings.Contains(out.String(), "con-42"), out.String()
+		})
+		stdin.Write([]byte{0x1d})
+		errc := make(chan error, 1)
+		go func() { errc <- cmd.Wait() }()
+		select {
+		case err := <-errc:
+			if err != nil {
+				t.Fatalf("lq vm console: %v\n%s", err, out.String())
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("lq vm console did not detach on Ctrl+]")
 		}
 	})
 
@@ -225,4 +256,22 @@ func sameFiles(t *testing.T, before, after map[string]int64) {
 			t.Errorf("file appeared: %s", p)
 		}
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -35,6 +35,7 @@ func newVMCmd(a *app) *cobra.Command {
 		newVMConsoleLogCmd(a),
 		newVMExecCmd(a),
 		newVMNICCmd(a),
+		newVMConsoleCmd(a),
 	)
 	cmd.AddCommand(vmStorageCmds(a)...)
 	return cmd
