@@ -122,13 +122,18 @@ func (m *Manager) Exec(ctx context.Context, name string, argv []string, input []
 	return res, nil
 }
 
-// RefreshGuest asks the agent for fresh facts now (used by "show").
+// RefreshGuest asks the agent for fresh facts now (used by "show"), if the guest has one.
 func (m *Manager) RefreshGuest(ctx context.Context, name string) (VM, error) {
 	vm, err := m.get(name)
 	if err != nil {
 		return VM{}, err
 	}
-	if r := vm.currentRun(); r != nil && vm.State() == StateRunning {
+	vm.mu.Lock()
+	known := vm.guest != nil
+	vm.mu.Unlock()
+	// Only a guest whose agent has answered before is asked now: one without an agent
+	// would cost every "show" the whole ping timeout. The poller finds new agents.
+	if r := vm.currentRun(); r != nil && known && vm.State() == StateRunning {
 		if g, err := vm.readGuest(ctx, r); err == nil {
 			vm.mu.Lock()
 			if vm.run == r {
