@@ -48,6 +48,8 @@ func classify(err error) (int, string) {
 		return http.StatusConflict, CodeInUse
 	case errors.Is(err, vmm.ErrConflict), errors.Is(err, store.ErrConflict), errors.Is(err, netdev.ErrConflict), errors.Is(err, netdev.ErrExhausted):
 		return http.StatusConflict, CodeConflict
+	case errors.Is(err, vmm.ErrTimeout):
+		return http.StatusGatewayTimeout, CodeTimeout
 	case errors.Is(err, vmm.ErrAgent):
 		return http.StatusServiceUnavailable, CodeUnavailable
 	}

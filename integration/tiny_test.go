@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -169,11 +170,12 @@ func TestTinyLifecycle(t *testing.T) {
 
 	t.Run("graceful-shutdown", func(t *testing.T) {
 		d := d.with(t)
+		mark := lastEventID(d.events("t1"))
 		d.mustLQ("vm", "shutdown", "t1", "--timeout", "60")
 		if v := d.vm("t1"); v.State != "stopped" {
 			t.Fatalf("after shutdown: %s", v.State)
 		}
-		evs := d.events("t1")
+		evs := eventsAfter(d.events("t1"), mark)
 		if !hasEvent(evs, "vm.shutdown", "via acpi") || hasEvent(evs, "vm.shutdown", "forcing") {
 			t.Fatalf("shutdown was not a clean ACPI power-off: %+v", evs)
 		}
@@ -193,6 +195,46 @@ func TestTinyLifecycle(t *testing.T) {
 		if pids := qemuPIDs(v.UUID); len(pids) != 0 {
 			t.Fatalf("qemu still running after stop: %v", pids)
 		}
+	})
+
+	t.Run("stop-cuts-a-hung-shutdown-short", func(t *testing.T) {
+		d := d.with(t)
+		// A VM with no OS ignores the ACPI power button: its graceful shutdown would wait
+		// out the whole timeout. A stop during that wait must not.
+		blank := filepath.Join(filepath.Dir(data), "blank.qcow2")
+		if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", blank, "64M").CombinedOutput(); err != nil {
+			t.Fatalf("qemu-img: %v %s", err, out)
+		}
+		d.mustLQ("image", "import", "blank", blank)
+		d.mustLQ("vm", "create", "nos", "--image", "blank", "--memory", "128", "--no-nic", "--start")
+		shut := make(chan error, 1)
+		go func() {
+			_, errOut, code := d.lq("vm", "shutdown", "nos", "--timeout", "600")
+			if code != 0 {
+				shut <- fmt.Errorf("exit %d: %s", code, errOut)
+				return
+			}
+			shut <- nil
+		}()
+		d.waitState("nos", "stopping", 30*time.Second)
+		start := time.Now()
+		d.mustLQ("vm", "stop", "nos")
+		if took := time.Since(start); took > 30*time.Second {
+			t.Fatalf("stop waited %s behind the shutdown", took)
+		}
+		select {
+		case err := <-shut:
+			if err != nil {
+				t.Fatalf("the cut-short shutdown: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("the shutdown request did not return after the stop")
+		}
+		if v := d.vm("nos"); v.State != "stopped" {
+			t.Fatalf("after stop: %s", v.State)
+		}
+		d.mustLQ("vm", "delete", "nos")
+		d.mustLQ("image", "delete", "blank")
 	})
 
 	t.Run("delete-leaves-nothing", func(t *testing.T) {
@@ -274,4 +316,22 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+func lastEventID(evs []api.Event) int64 {
+	if len(evs) == 0 {
+		return 0
+	}
+	return evs[len(evs)-1].ID
+}
+
+// eventsAfter keeps the events newer than id: what one step of a test caused.
+func eventsAfter(evs []api.Event, id int64) []api.Event {
+	var out []api.Event
+	for _, e := range evs {
+		if e.ID > id {
+			out = append(out, e)
+		}
+	}
+	return out
 }

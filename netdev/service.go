@@ -517,8 +517,12 @@ func (s *Service) AllocateNICs(ctx context.Context, vmUUID, vmName string, first
 		return nil, err
 	}
 	if err := s.refreshLocked(ctx); err != nil {
-		s.db.DeleteNICs(context.WithoutCancel(ctx), vmUUID)
-		s.refreshLocked(context.WithoutCancel(ctx))
+		// Take back exactly the rows this call added: the VM's other NICs stay.
+		bg := context.WithoutCancel(ctx)
+		for _, r := range rows {
+			s.db.DeleteNIC(bg, r.Tap)
+		}
+		s.refreshLocked(bg)
 		return nil, err
 	}
 	_ = vmName // names reach dnsmasq through the database join
@@ -565,7 +569,7 @@ func (s *Service) UnplugNIC(ctx context.Context, tap string) error { return s.li
 // Reconcile makes the host match the database: bridge netfilter on, every network's bridge
 // and dnsmasq, no bridge or tap of lqd's that the database does not know (taps of VMs that
 // are not running, given by active, go too), and the whole firewall ruleset.
-func (s *Service) Reconcile(ctx context.Context, active map[string]bool) error {
+func (s *Service) Reconcile(ctx context.Context, active func() map[string]bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := firewall.EnableBridgeNetfilter(ctx); err != nil {
@@ -583,6 +587,22 @@ func (s *Service) Reconcile(ctx context.Context, active map[string]bool) error {
 			errs = append(errs, err)
 		}
 	}
+	// dnsmasq of networks the database no longer has (a crash in the middle of a delete).
+	if dirs, err := os.ReadDir(s.stateDir); err == nil {
+		names := map[string]bool{}
+		for _, n := range nets {
+			names[n.Name] = true
+		}
+		for _, e := range dirs {
+			if e.IsDir() && !names[e.Name()] {
+				dir := filepath.Join(s.stateDir, e.Name())
+				s.log.Info("stopping dnsmasq of a deleted network", "dir", dir)
+				if err := s.dns.Stop(ctx, dir); err == nil {
+					os.RemoveAll(dir)
+				}
+			}
+		}
+	}
 	if bridges, err := s.links.Bridges(BridgePrefix); err == nil {
 		for _, b := range bridges {
 			if !known[b] {
@@ -591,9 +611,13 @@ func (s *Service) Reconcile(ctx context.Context, active map[string]bool) error {
 			}
 		}
 	}
+	// The list of taps in use is taken after the taps on the host: a VM that starts in
+	// between has made its taps after the listing (so they are not in it) or is already
+	// counted as active.
 	if taps, err := s.links.Taps(TapPrefix); err == nil && active != nil {
+		inUse := active()
 		for _, t := range taps {
-			if !active[t] {
+			if !inUse[t] {
 				s.log.Info("removing tap of a VM that is not running", "tap", t)
 				s.links.DeleteTap(t)
 			}

@@ -2,6 +2,7 @@ package vmm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -16,9 +17,24 @@ func (m *Manager) Start(ctx context.Context, name string) (VM, error) {
 	return m.do(ctx, name, ActionStart, func(vm *machine) error { return vm.start(ctx) })
 }
 
-// Stop ends a VM's qemu at once, like pulling the plug.
+// Stop ends a VM's qemu at once, like pulling the plug. A graceful shutdown in progress
+// (which holds the VM's operation lock while it waits for the guest) is told to force now,
+// so a stop never waits out a shutdown's timeout.
 func (m *Manager) Stop(ctx context.Context, name string) (VM, error) {
-	return m.do(ctx, name, ActionStop, func(vm *machine) error { return vm.forceStop(ctx) })
+	vm, err := m.get(name)
+	if err != nil {
+		return VM{}, err
+	}
+	cut := false
+	if r := vm.currentRun(); r != nil && vm.State() == StateStopping {
+		r.forceNow()
+		cut = true
+	}
+	v, err := m.do(ctx, name, ActionStop, func(vm *machine) error { return vm.forceStop(ctx) })
+	if err != nil && cut && errors.Is(err, ErrConflict) && vm.State() == StateStopped {
+		return vm.view(m.cfg.Host.Accel), nil // the shutdown we cut short stopped it
+	}
+	return v, err
 }
 
 // Shutdown asks the guest to power off (through the guest agent when it answers, else an
@@ -48,14 +64,22 @@ func (m *Manager) Reboot(ctx context.Context, name string, timeout time.Duration
 // Reset presses the reset button.
 func (m *Manager) Reset(ctx context.Context, name string) (VM, error) {
 	return m.do(ctx, name, ActionReset, func(vm *machine) error {
-		return vm.currentRun().mon.SystemReset(ctx)
+		r := vm.currentRun()
+		if r == nil {
+			return fmt.Errorf("%w: no qemu runs", ErrConflict)
+		}
+		return r.mon.SystemReset(ctx)
 	})
 }
 
 // Pause stops the vCPUs; memory and devices stay as they are.
 func (m *Manager) Pause(ctx context.Context, name string) (VM, error) {
 	return m.do(ctx, name, ActionPause, func(vm *machine) error {
-		mon := vm.currentRun().mon
+		r := vm.currentRun()
+		if r == nil {
+			return fmt.Errorf("%w: no qemu runs", ErrConflict)
+		}
+		mon := r.mon
 		if err := mon.Stop(ctx); err != nil {
 			return err
 		}
@@ -66,7 +90,11 @@ func (m *Manager) Pause(ctx context.Context, name string) (VM, error) {
 // Resume lets a paused VM's vCPUs run again.
 func (m *Manager) Resume(ctx context.Context, name string) (VM, error) {
 	return m.do(ctx, name, ActionResume, func(vm *machine) error {
-		mon := vm.currentRun().mon
+		r := vm.currentRun()
+		if r == nil {
+			return fmt.Errorf("%w: no qemu runs", ErrConflict)
+		}
+		mon := r.mon
 		if err := mon.Cont(ctx); err != nil {
 			return err
 		}

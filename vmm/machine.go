@@ -39,6 +39,8 @@ type run struct {
 	mon       *qmp.Monitor
 	agentPath string
 	exited    chan struct{} // closed once the watcher has handled the exit
+	force     chan struct{} // closed to cut a graceful shutdown's wait short (a stop came)
+	forceOnce sync.Once
 
 	mu            sync.Mutex
 	agent         *qmp.Agent
@@ -72,8 +74,15 @@ func (vm *machine) view(accel string) VM {
 }
 
 // setState records a state change in memory, in the database and on the bus.
-func (vm *machine) setState(s State, lastError string) {
+func (vm *machine) setState(s State, lastError string) { vm.setStateAnd(s, lastError, nil) }
+
+// setStateAnd is setState that also applies change (if any) under the same lock, so
+// readers see both at once.
+func (vm *machine) setStateAnd(s State, lastError string, change func()) {
 	vm.mu.Lock()
+	if change != nil {
+		change()
+	}
 	changed := vm.state != s
 	vm.state = s
 	if lastError != "" || s == StateRunning {
@@ -109,8 +118,12 @@ func (vm *machine) currentRun() *run {
 func (vm *machine) start(ctx context.Context) (err error) {
 	m := vm.m
 	vm.mu.Lock()
-	spec, from := vm.spec, vm.state
+	spec, from, busy := vm.spec, vm.state, vm.run != nil
 	vm.mu.Unlock()
+	if busy {
+		// The last qemu's exit is still being handled; never start a second one beside it.
+		return fmt.Errorf("%w: vm %q: its previous qemu is still being cleaned up; retry", ErrConflict, spec.Name)
+	}
 	vm.setState(StateStarting, "")
 	runDir := m.vmRunDir(spec.UUID)
 	var r *run
@@ -185,7 +198,7 @@ func (vm *machine) start(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("vmm: start %s: %w", spec.Name, err)
 	}
-	r = &run{pid: pid, startedAt: time.Now(), mon: mon, agentPath: filepath.Join(runDir, AgentSocket), exited: make(chan struct{})}
+	r = &run{pid: pid, startedAt: time.Now(), mon: mon, agentPath: filepath.Join(runDir, AgentSocket), exited: make(chan struct{}), force: make(chan struct{})}
 	events, unsubscribe := mon.Subscribe(256)
 	vm.mu.Lock()
 	vm.run = r
@@ -218,7 +231,7 @@ func (vm *machine) attach(ctx context.Context, pid int, startedAt time.Time) err
 	if startedAt.IsZero() {
 		startedAt = time.Now()
 	}
-	r := &run{pid: pid, startedAt: startedAt, mon: mon, agentPath: filepath.Join(runDir, AgentSocket), exited: make(chan struct{})}
+	r := &run{pid: pid, startedAt: startedAt, mon: mon, agentPath: filepath.Join(runDir, AgentSocket), exited: make(chan struct{}), force: make(chan struct{})}
 	vm.mu.Lock()
 	vm.run = r
 	vm.mu.Unlock()
@@ -308,30 +321,36 @@ func (vm *machine) exited(r *run) {
 	}
 	r.mon.Close()
 	os.RemoveAll(m.vmRunDir(vm.spec.UUID))
-	vm.mu.Lock()
-	if vm.run == r {
-		vm.run = nil
-	}
-	vm.guest = nil
-	spec := vm.spec
+	spec := vm.specCopy()
 	policy, name := spec.RestartPolicy, spec.Name
-	vm.mu.Unlock()
 	vm.unplugNICs(spec)
+	// The run ends and the state settles in one step: an operation that takes the op lock
+	// never sees "no qemu" while the state still says it runs.
 	switch {
 	case expected:
-		vm.setState(StateStopped, "")
+		vm.endRun(r, StateStopped, "")
 	case guestOff:
-		vm.setState(StateStopped, "")
+		vm.endRun(r, StateStopped, "")
 		if policy == RestartAlways {
 			vm.scheduleRestart("the guest powered off and the restart policy is always")
 		}
 	default:
-		vm.setState(StateCrashed, "qemu exited unexpectedly")
+		vm.endRun(r, StateCrashed, "qemu exited unexpectedly")
 		m.bus.Publish(EventCrashed, name, "qemu exited unexpectedly")
 		if policy == RestartOnCrash || policy == RestartAlways {
 			vm.scheduleRestart("qemu crashed and the restart policy is " + string(policy))
 		}
 	}
+}
+
+// endRun forgets run r and records the state it ended in, atomically for readers.
+func (vm *machine) endRun(r *run, s State, lastError string) {
+	vm.setStateAnd(s, lastError, func() {
+		if vm.run == r {
+			vm.run = nil
+		}
+		vm.guest = nil
+	})
 }
 
 // Restart back-off: at most restartBurst restarts in restartWindow, each later than the last.
@@ -433,8 +452,17 @@ func (vm *machine) waitRun(ctx context.Context, r *run, d time.Duration) bool {
 		return true
 	case <-t.C:
 		return false
+	case <-r.force:
+		return false
 	case <-ctx.Done():
 		return false
+	}
+}
+
+// forceNow makes a graceful shutdown waiting on this run give up and force at once.
+func (r *run) forceNow() {
+	if r.force != nil {
+		r.forceOnce.Do(func() { close(r.force) })
 	}
 }
 

@@ -68,8 +68,9 @@ type Manager struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu  sync.Mutex
-	vms map[string]*machine // by name
+	mu      sync.Mutex
+	vms     map[string]*machine // by name
+	pending map[string]bool     // taps of NICs being hot-added, not yet in a spec
 }
 
 // VM is a snapshot of one VM's spec and runtime, as callers see it.
@@ -105,7 +106,7 @@ func New(cfg Config) *Manager {
 		cfg.AgentPoll = 10 * time.Second
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Manager{cfg: cfg, log: cfg.Log, bus: cfg.Bus, ctx: ctx, cancel: cancel, vms: map[string]*machine{}}
+	return &Manager{cfg: cfg, log: cfg.Log, bus: cfg.Bus, ctx: ctx, cancel: cancel, vms: map[string]*machine{}, pending: map[string]bool{}}
 }
 
 // Host returns the host facts the manager runs with.
@@ -424,6 +425,11 @@ func (m *Manager) ConsoleLog(name string, tail int64) ([]byte, error) {
 // network layer removes any other tap of lqd's as stale.
 func (m *Manager) ActiveTaps() map[string]bool {
 	out := map[string]bool{}
+	m.mu.Lock()
+	for t := range m.pending {
+		out[t] = true
+	}
+	m.mu.Unlock()
 	for _, v := range m.List() {
 		if v.State.Active() {
 			for _, n := range v.NICs {

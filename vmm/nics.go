@@ -55,20 +55,39 @@ func (m *Manager) AddNIC(ctx context.Context, name string, req NICRequest) (VM, 
 	}
 	nic := nics[0]
 	nic.Port = port
-	release := func() { m.cfg.Nets.ReleaseNIC(context.WithoutCancel(ctx), nic.Tap) }
+	// From here the NIC's tap may exist before any spec names it: keep the network
+	// reconciler from deleting it as stale.
+	m.mu.Lock()
+	m.pending[nic.Tap] = true
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		delete(m.pending, nic.Tap)
+		m.mu.Unlock()
+	}()
+	bg := context.WithoutCancel(ctx)
+	undo := func(plugged bool) {
+		if plugged {
+			unplugNIC(bg, r.mon, nic, nicUnplugTimeout)
+		}
+		if r != nil {
+			m.cfg.Nets.UnplugNIC(bg, nic)
+		}
+		m.cfg.Nets.ReleaseNIC(bg, nic.Tap)
+	}
 	if r != nil {
 		if err := m.cfg.Nets.PlugNIC(ctx, nic, NICQueues(spec.CPUs)); err != nil {
-			release()
+			undo(false)
 			return VM{}, fmt.Errorf("vm %q: add nic: %w", name, err)
 		}
 		if err := plugNIC(ctx, r.mon, m.cfg.Host, nic, spec.CPUs); err != nil {
-			m.cfg.Nets.UnplugNIC(context.WithoutCancel(ctx), nic)
-			release()
+			undo(false)
 			return VM{}, fmt.Errorf("vm %q: add nic: %w", name, err)
 		}
 	}
 	spec.NICs = append(spec.NICs, nic)
-	if err := m.saveSpec(ctx, vm, spec); err != nil {
+	if err := m.saveSpec(bg, vm, spec); err != nil {
+		undo(r != nil)
 		return VM{}, err
 	}
 	m.bus.Publish(EventNICAdded, name, nic.Network+" "+nic.IP)
@@ -105,13 +124,18 @@ func (m *Manager) RemoveNIC(ctx context.Context, name, which string) (VM, error)
 		if err := unplugNIC(ctx, r.mon, nic, nicUnplugTimeout); err != nil {
 			return VM{}, fmt.Errorf("vm %q: remove nic: %w", name, err)
 		}
-		m.cfg.Nets.UnplugNIC(ctx, nic)
 	}
-	if err := m.cfg.Nets.ReleaseNIC(ctx, nic.Tap); err != nil {
+	// The guest has let go: finish whatever the client does, spec first, so the NIC
+	// cannot come back through the tap repair if a later step fails.
+	bg := context.WithoutCancel(ctx)
+	spec.NICs = append(spec.NICs[:idx:idx], spec.NICs[idx+1:]...)
+	if err := m.saveSpec(bg, vm, spec); err != nil {
 		return VM{}, err
 	}
-	spec.NICs = append(spec.NICs[:idx:idx], spec.NICs[idx+1:]...)
-	if err := m.saveSpec(ctx, vm, spec); err != nil {
+	if r != nil {
+		m.cfg.Nets.UnplugNIC(bg, nic)
+	}
+	if err := m.cfg.Nets.ReleaseNIC(bg, nic.Tap); err != nil {
 		return VM{}, err
 	}
 	m.bus.Publish(EventNICRemoved, name, nic.Network+" "+nic.IP)
@@ -226,6 +250,7 @@ func (m *Manager) repairNIC(ctx context.Context, name, tap string) error {
 			return err
 		}
 		if err := plugNIC(ctx, r.mon, m.cfg.Host, n, spec.CPUs); err != nil {
+			m.cfg.Nets.UnplugNIC(context.WithoutCancel(ctx), n) // no tap: the next round retries
 			return err
 		}
 		m.bus.Publish(EventNICRepaired, name, tap)

@@ -184,7 +184,7 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		return err
 	}
 	// Now that vmm knows which VMs run, stale taps can go; then keep repairing drift.
-	if err := nets.Reconcile(ctx, mgr.ActiveTaps()); err != nil {
+	if err := nets.Reconcile(ctx, mgr.ActiveTaps); err != nil {
 		log.Warn("network reconcile", "err", err)
 	}
 	go reconcileNetworks(ctx, c.reconcileEvery, nets, mgr, log)

@@ -54,7 +54,7 @@ func reconcileNetworks(ctx context.Context, every time.Duration, nets *netdev.Se
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := nets.Reconcile(ctx, mgr.ActiveTaps()); err != nil {
+			if err := nets.Reconcile(ctx, mgr.ActiveTaps); err != nil {
 				log.Warn("network reconcile", "err", err)
 			}
 			mgr.RepairNICs(ctx)
