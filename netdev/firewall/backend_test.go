@@ -331,7 +331,13 @@ func testIdempotentRemove(t *testing.T, bc backendCase) {
 		h.mustExec(t, "nft", "add table inet "+testTable+"; add set inet "+testTable+" nic-ips { type mark; }; "+
 			"add chain inet "+testTable+" forward { type filter hook forward priority 10; }; "+
 			"add chain inet "+testTable+" stale; add rule inet "+testTable+" stale drop; "+
-			"add rule inet "+testTable+" forward meta mark @nic-ips jump stale")
+			"add rule inet "+testTable+" forward meta mark @nic-ips jump stale; "+
+			// A map of a chain that goes (deleting it needs the map gone first), a set
+			// named like a map, and a base chain named like a regular one.
+			"add table bridge "+testTable+"; add chain bridge "+testTable+" mark-gone; "+
+			"add map bridge "+testTable+` old-marks { type ifname : verdict; elements = { "x" : jump mark-gone }; }; `+
+			"add set bridge "+testTable+" tap-marks { type ifname; }; "+
+			"add chain bridge "+testTable+" mark-tapa { type filter hook forward priority 0; }")
 		mustApply(t, h, be, big)
 		p, _ := buildNFTPlan(big)
 		if got, want := normalizeNFT(bc.list(t, h)), normalizeNFT(renderNFT(p, testTable)); !slices.Equal(got, want) {

@@ -12,9 +12,11 @@
 // Everything per NIC lives in sets (nic-ips, nic-marks, group-<g> with the members'
 // addresses, marks-<g> with their marks; taps, tap-macs, tap-ips in the bridge table), so
 // rules grow with networks and group rules, not with NICs; a packet is matched by hash
-// lookups. The only per-NIC rules set the packet marks (see below). Inbound rules live in
-// two chains: ingress-bridged (destination NIC known by its mark) and ingress-routed
-// (known by its address: routed, hairpinned or from the host); outbound rules in egress.
+// lookups. The only per-NIC rules set the packet marks (see below): one chain per NIC,
+// mark-<tap>, reached through the verdict map tap-marks (oifname vmap @tap-marks), so
+// each frame pays one lookup however many NICs there are. Inbound rules live in two
+// chains: ingress-bridged (destination NIC known by its mark) and ingress-routed (known by
+// its address: routed, hairpinned or from the host); outbound rules in egress.
 //
 // Without nf_conntrack_bridge, bridged IPv4 reaches the inet hooks only through
 // br_netfilter (net.bridge.bridge-nf-call-iptables=1; Apply refuses to run without it)
@@ -25,7 +27,11 @@
 // address, which anti-spoofing (bridge prerouting, keyed by tap) makes trustworthy. The
 // same ruleset works where nf_conntrack_bridge exists; Detect reports it, nothing needs it.
 // The iptables back end uses physdev matches instead of marks, and one chain per NIC
-// (iptables has no sets: group members are spelled out per address).
+// (iptables has no sets: group members are spelled out per address). Its rule lists grow
+// with the NICs: every frame from a bridge port passes ebtables PREROUTING's list of taps
+// until its own; the forward, to-bridge and host-out chains pick a NIC rule by rule, but
+// only for a connection's first packet (established ones are accepted first); only IPv6
+// frames pass the list of taps in ebtables POSTROUTING.
 //
 // # Semantics
 //

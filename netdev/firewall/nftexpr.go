@@ -101,10 +101,16 @@ var selectorLoads = map[selector]selectorLoad{
 	selIPDst:     {base: expr.PayloadBaseNetworkHeader, offset: 16, len: 4},
 }
 
-// lookup loads the selected fields into consecutive registers, each padded to 4 bytes as
-// in a concatenated set key, and looks them up, as nft does: protocol dependencies first.
+// lookup looks the selected fields up in set m.name.
 func (b *exprBuilder) lookup(m match) {
-	for _, s := range m.sel {
+	b.loadKey(m.sel)
+	b.add(&expr.Lookup{SourceRegister: 1, SetName: m.name, SetID: b.sets[m.name], Invert: m.neg})
+}
+
+// loadKey loads the selected fields into consecutive registers from 1, each padded to 4
+// bytes as in a concatenated set key, as nft does: protocol dependencies first.
+func (b *exprBuilder) loadKey(sel []selector) {
+	for _, s := range sel {
 		switch s {
 		case selARPSrcMAC, selARPSrcIP:
 			b.needARP()
@@ -113,7 +119,7 @@ func (b *exprBuilder) lookup(m match) {
 		}
 	}
 	var off uint32
-	for _, s := range m.sel {
+	for _, s := range sel {
 		l := selectorLoads[s]
 		reg := register(off)
 		if l.isMeta {
@@ -123,7 +129,6 @@ func (b *exprBuilder) lookup(m match) {
 		}
 		off += (l.len + 3) &^ 3
 	}
-	b.add(&expr.Lookup{SourceRegister: 1, SetName: m.name, SetID: b.sets[m.name], Invert: m.neg})
 }
 
 // register names the register at byte offset off of the register file: the 16-byte
@@ -236,6 +241,10 @@ func (b *exprBuilder) verdict(v verdict) {
 	case vSetMark:
 		b.add(&expr.Immediate{Register: 1, Data: binaryutil.NativeEndian.PutUint32(v.mark)},
 			&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: 1})
+	case vMap:
+		// The looked-up value goes to the verdict register (0).
+		b.loadKey(v.sel)
+		b.add(&expr.Lookup{SourceRegister: 1, SetName: v.set, SetID: b.sets[v.set], IsDestRegSet: true, DestRegister: unix.NFT_REG_VERDICT})
 	case vMasquerade:
 		b.add(&expr.Masq{})
 	default:

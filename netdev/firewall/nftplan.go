@@ -9,9 +9,10 @@ import (
 	"strings"
 )
 
-// nftPlan is the nftables ruleset. Per-NIC facts live in sets and maps, so the number of
-// rules depends on the networks and the groups' rules, never on the number of NICs: an
-// Apply is a few hundred netlink messages, and a packet is matched by hash lookups.
+// nftPlan is the nftables ruleset. Per-NIC facts live in sets and maps, so the rules a
+// packet passes depend on the networks and the groups' rules, never on the number of NICs:
+// a packet is matched by hash lookups. The one per-NIC chain, mark-<tap>, is reached
+// through a verdict map. An Apply is a few hundred netlink messages.
 type nftPlan struct {
 	inetSets   []nftSet
 	inet       []chain // base chains first
@@ -23,27 +24,31 @@ type nftPlan struct {
 type setType int
 
 const (
-	tIPv4 setType = iota
+	tNone setType = iota // a set's data: it is no map
+	tIPv4
 	tMark
 	tIfname
 	tEther
+	tVerdict // only as a map's data
 )
 
-// nftSet is a named set.
+// nftSet is a named set, or a map when data is set.
 type nftSet struct {
 	name  string
 	key   []setType // concatenated
+	data  setType   // tVerdict: a verdict map
 	elems []setElem
 }
 
-// setElem is one element: its key fields, in key order.
+// setElem is one element: its key fields, in key order, then a map's value.
 type setElem []elemField
 
 type elemField struct {
-	ip   netip.Addr
-	mark uint32
-	name string
-	mac  net.HardwareAddr
+	ip      netip.Addr
+	mark    uint32
+	name    string
+	mac     net.HardwareAddr
+	verdict verdict
 }
 
 // Set and map names. Groups get group-<name> (member addresses) and marks-<name> (member
@@ -55,6 +60,7 @@ const (
 	setTaps       = "taps"           // bridge: every NIC's tap
 	setTapMACs    = "tap-macs"       // bridge: tap . its NIC's MAC
 	setTapIPs     = "tap-ips"        // bridge: tap . its NIC's address
+	mapTapMarks   = "tap-marks"      // bridge: tap : jump to the chain setting its NIC's mark
 )
 
 func groupSet(g string) string { return "group-" + g }
@@ -198,12 +204,14 @@ func buildNFTPlan(s State) (*nftPlan, error) {
 		nicSet(setTapMACs, []setType{tIfname, tEther}, s.NICs, nil, tapOf, func(n NIC) elemField { return elemField{mac: n.MAC} }),
 		nicSet(setTapIPs, []setType{tIfname, tIPv4}, s.NICs, nil, tapOf, ipOf),
 	}
-	// One rule per NIC: a map (oifname : mark) would do, but google/nftables cannot
-	// record the map's value byte order, so nft would list every mark byte-swapped.
-	brFwd := chain{ref: chainRef{kind: kBrForward}}
-	for _, n := range s.NICs {
-		brFwd.rules = append(brFwd.rules, r(verdict{kind: vSetMark, mark: marks[n.Tap]}, oif(n.Tap)))
-	}
+	// Marks are set by one hash lookup per frame: a verdict map from the tap to a chain of
+	// one rule per NIC. (A data map, meta mark set oifname map { tap : mark }, would do
+	// without the chains, but google/nftables cannot record its values' byte order, so nft
+	// would list every mark byte-swapped.)
+	tapMarks := nicSet(mapTapMarks, []setType{tIfname}, s.NICs, nil, tapOf,
+		func(n NIC) elemField { return elemField{verdict: jump(kMark, n.Tap)} })
+	tapMarks.data = tVerdict
+	p.bridgeSets = append(p.bridgeSets, tapMarks)
 	p.bridge = []chain{
 		{ref: chainRef{kind: kPrerouting}, rules: []rule{
 			r(accept(), notIn(setTaps, selIIF)),
@@ -217,8 +225,11 @@ func buildNFTPlan(s State) (*nftPlan, error) {
 			r(accept(), etherIs(etherIPv4)),
 			r(drop()),
 		}},
-		brFwd,
+		{ref: chainRef{kind: kBrForward}, rules: []rule{r(vmap(mapTapMarks, selOIF))}},
 		{ref: chainRef{kind: kBrPost}, rules: []rule{r(drop(), in(setTaps, selOIF), etherIs(etherIPv6))}},
+	}
+	for _, n := range s.NICs {
+		p.bridge = append(p.bridge, chain{ref: chainRef{kMark, n.Tap}, rules: []rule{r(verdict{kind: vSetMark, mark: marks[n.Tap]})}})
 	}
 	return p, nil
 }
@@ -278,6 +289,8 @@ func (f elemField) text(t setType) string {
 		return fmt.Sprintf("%q", f.name)
 	case tEther:
 		return f.mac.String()
+	case tVerdict:
+		return renderVerdict(f.verdict)
 	}
 	panic(fmt.Sprintf("firewall: unknown set type %d", t))
 }
@@ -291,6 +304,9 @@ func (s nftSet) elemTexts() []string {
 			parts[j] = e[j].text(t)
 		}
 		out[i] = strings.Join(parts, " . ")
+		if s.data != tNone {
+			out[i] += " : " + e[len(s.key)].text(s.data)
+		}
 	}
 	slices.SortFunc(out, cmp.Compare)
 	return out

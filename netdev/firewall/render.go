@@ -45,7 +45,9 @@ func renderTable(b *strings.Builder, fam, table string, sets []nftSet, chains []
 	fmt.Fprintf(b, "table %s %s {\n%s}\n", fam, table, strings.Join(blocks, "\n"))
 }
 
-var setTypeNames = map[setType]string{tIPv4: "ipv4_addr", tMark: "mark", tIfname: "ifname", tEther: "ether_addr"}
+var setTypeNames = map[setType]string{
+	tIPv4: "ipv4_addr", tMark: "mark", tIfname: "ifname", tEther: "ether_addr", tVerdict: "verdict",
+}
 
 func renderSet(s nftSet) string {
 	var b strings.Builder
@@ -53,7 +55,11 @@ func renderSet(s nftSet) string {
 	for i, t := range s.key {
 		key[i] = setTypeNames[t]
 	}
-	fmt.Fprintf(&b, "\tset %s {\n\t\ttype %s\n", s.name, strings.Join(key, " . "))
+	typ, kind := strings.Join(key, " . "), "set"
+	if s.data != tNone {
+		typ, kind = typ+" : "+setTypeNames[s.data], "map"
+	}
+	fmt.Fprintf(&b, "\t%s %s {\n\t\ttype %s\n", kind, s.name, typ)
 	if len(s.elems) > 0 {
 		fmt.Fprintf(&b, "\t\telements = { %s }\n", strings.Join(s.elemTexts(), ", "))
 	}
@@ -83,7 +89,7 @@ func nftChainName(c chainRef) string {
 	}
 	prefix := map[chainKind]string{
 		kFrom: "from-", kTo: "to-", kHostIn: "host-in-", kHostOut: "host-out-",
-		kNICIn: "nic-in-", kNICOut: "nic-out-", kSpoof: "spoof-",
+		kNICIn: "nic-in-", kNICOut: "nic-out-", kSpoof: "spoof-", kMark: "mark-",
 	}[c.kind]
 	return prefix + c.subject
 }
@@ -154,6 +160,14 @@ var selectorText = map[selector]string{
 	selARPSrcIP: "arp saddr ip", selIPSrc: "ip saddr", selIPDst: "ip daddr", selMark: "meta mark",
 }
 
+func selectorsText(sel []selector) string {
+	out := make([]string, len(sel))
+	for i, s := range sel {
+		out[i] = selectorText[s]
+	}
+	return strings.Join(out, " . ")
+}
+
 func renderMatch(m match) string {
 	op := " "
 	if m.neg {
@@ -183,15 +197,11 @@ func renderMatch(m match) string {
 		}
 		return fmt.Sprintf("%s %s %s", m.proto, dir, portRange(m, "-"))
 	case mEtherType:
-		return "ether type " + map[etherType]string{etherIPv4: "ip", etherARP: "arp", etherIPv6: "ip6"}[m.etype]
+		return "ether type" + op + map[etherType]string{etherIPv4: "ip", etherARP: "arp", etherIPv6: "ip6"}[m.etype]
 	case mARPSrcIP:
 		return "arp saddr ip" + op + m.addr.String()
 	case mLookup:
-		sel := make([]string, len(m.sel))
-		for i, s := range m.sel {
-			sel[i] = selectorText[s]
-		}
-		return strings.Join(sel, " . ") + op + "@" + m.name
+		return selectorsText(m.sel) + op + "@" + m.name
 	}
 	panic(fmt.Sprintf("firewall: match kind %d has no nft form", m.kind))
 }
@@ -217,6 +227,8 @@ func renderVerdict(v verdict) string {
 		return "goto " + nftChainName(v.target)
 	case vSetMark:
 		return fmt.Sprintf("meta mark set 0x%08x", v.mark)
+	case vMap:
+		return selectorsText(v.sel) + " vmap @" + v.set
 	case vMasquerade:
 		return "masquerade"
 	}

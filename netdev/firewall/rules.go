@@ -30,6 +30,7 @@ const (
 	kEgress                       // nft: outbound rules of all restricted NICs
 	kInBridged                    // nft: inbound rules, destination NIC known by mark
 	kInRouted                     // nft: inbound rules, destination NIC known by address
+	kMark                         // nft: sets the mark of NIC subject (tap), from kBrForward
 )
 
 type chainRef struct {
@@ -117,12 +118,15 @@ const (
 	vGoto
 	vMasquerade
 	vSetMark // meta mark set <mark>
+	vMap     // the verdict that verdict map set holds for sel; nft only
 )
 
 type verdict struct {
 	kind   verdictKind
 	target chainRef
-	mark   uint32 // vSetMark
+	mark   uint32     // vSetMark
+	set    string     // vMap
+	sel    []selector // vMap: the key, concatenated
 }
 
 // Match constructors, named after what they read like.
@@ -147,6 +151,11 @@ func etherSrcNot(mac net.HardwareAddr) match {
 	return match{kind: mEtherSrc, neg: true, mac: mac}
 }
 func etherIs(t etherType) match { return match{kind: mEtherType, etype: t} }
+func etherIsNot(t etherType) match {
+	m := etherIs(t)
+	m.neg = true
+	return m
+}
 func arpMACNot(mac net.HardwareAddr) match {
 	return match{kind: mARPSrcMAC, neg: true, mac: mac}
 }
@@ -168,6 +177,10 @@ func jump(k chainKind, s string) verdict { return verdict{kind: vJump, target: c
 func gotoChain(k chainKind, s string) verdict {
 	return verdict{kind: vGoto, target: chainRef{k, s}}
 }
+
+// vmap is the verdict the verdict map set holds for the selected fields; none (the rule
+// does nothing) when it holds no element for them.
+func vmap(set string, sel ...selector) verdict { return verdict{kind: vMap, set: set, sel: sel} }
 
 // r builds a rule: verdict first, so long match lists read last.
 func r(v verdict, m ...match) rule { return rule{match: m, verdict: v} }

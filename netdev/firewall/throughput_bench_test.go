@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"slices"
 	"testing"
 	"time"
@@ -29,7 +30,34 @@ const (
 // ...), 3 rounds per b.N (-benchtime 3x gives 9), and the medians reported. MBps is 10^6
 // bytes of payload per second. The ratios are only as steady as the machine's idle CPU:
 // with other load on it, look at the runs and raise -benchtime.
-func BenchmarkThroughput(b *testing.B) {
+func BenchmarkThroughput(b *testing.B) { benchThroughput(b, 0) }
+
+// BenchmarkThroughput200NICs is BenchmarkThroughput with 200 more NICs on br0 in the
+// state (their taps need not exist), listed before a and b, half in each group: any rule
+// list on the packet path that grows with the NICs is 200 rules longer before it reaches
+// the measured ones.
+func BenchmarkThroughput200NICs(b *testing.B) { benchThroughput(b, 200) }
+
+// withExtraNICs returns s with n more NICs on its first network, ahead of its own, in
+// groups alternately taken from groups: taps x000, x001, ..., addresses from .30 of the
+// network's subnet up.
+func withExtraNICs(s State, n int, groups ...string) State {
+	base := s.Networks[0].Subnet.Addr().As4()
+	extra := make([]NIC, n)
+	for i := range extra {
+		ip := base
+		ip[3] = byte(30 + i)
+		extra[i] = NIC{
+			Tap: fmt.Sprintf("x%03d", i), Bridge: s.Networks[0].Bridge,
+			MAC: net.HardwareAddr{2, 0, 0, 1, byte(i >> 8), byte(i)}, IP: netip.AddrFrom4(ip),
+			Groups: []string{groups[i%len(groups)]},
+		}
+	}
+	s.NICs = append(extra, s.NICs...)
+	return s
+}
+
+func benchThroughput(b *testing.B, extraNICs int) {
 	needRoot(b)
 	ctx := context.Background()
 	groups := []Group{{Name: "iperf", Rules: []Rule{tcpIn(throughputPort, "client")}}, {Name: "client"}}
@@ -56,7 +84,8 @@ func BenchmarkThroughput(b *testing.B) {
 		if c.be == nil {
 			continue
 		}
-		if err := c.tp.host.apply(ctx, c.be(c.tp.host), c.tp.state(false, groups, members)); err != nil {
+		s := withExtraNICs(c.tp.state(false, groups, members), extraNICs, "client", "iperf")
+		if err := c.tp.host.apply(ctx, c.be(c.tp.host), s); err != nil {
 			b.Fatalf("%s: %v", c.name, err)
 		}
 		// The firewall is really on: a port the group does not open stays shut.

@@ -175,19 +175,19 @@ func ebRule(rl rule, prefix string) []string {
 		}
 		return nil
 	}
-	proto := ""
+	var proto []string
 	for _, m := range rl.match {
 		switch m.kind {
 		case mEtherType:
-			proto = map[etherType]string{etherIPv4: "IPv4", etherARP: "ARP", etherIPv6: "IPv6"}[m.etype]
+			proto = append(neg(m), map[etherType]string{etherIPv4: "IPv4", etherARP: "ARP", etherIPv6: "IPv6"}[m.etype])
 		case mARPSrcMAC, mARPSrcIP:
-			proto = "ARP"
+			proto = []string{"ARP"}
 		case mSrc, mDst, mSport, mDport:
-			proto = "IPv4"
+			proto = []string{"IPv4"}
 		}
 	}
-	if proto != "" {
-		a = append(a, "-p", proto)
+	if proto != nil {
+		a = append(append(a, "-p"), proto...)
 	}
 	for _, m := range rl.match {
 		switch m.kind {

@@ -145,7 +145,10 @@ func buildNICPlan(s State) (*nicPlan, error) {
 		}
 	}
 
-	pre, brPost := chain{ref: chainRef{kind: kPrerouting}}, chain{ref: chainRef{kind: kBrPost}}
+	// ebtables has no sets: PREROUTING looks for the frame's tap rule by rule. Only IPv6
+	// frames (dropped) look through POSTROUTING's list; the rest leave at its first rule.
+	pre := chain{ref: chainRef{kind: kPrerouting}}
+	brPost := chain{ref: chainRef{kind: kBrPost}, rules: []rule{r(ret(), etherIsNot(etherIPv6))}}
 	var spoofs []chain
 	for _, c := range s.NICs {
 		pre.rules = append(pre.rules, r(jump(kSpoof, c.Tap), iif(c.Tap)))
