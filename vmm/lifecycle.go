@@ -145,10 +145,10 @@ func (vm *machine) shutdown(ctx context.Context, timeout time.Duration) error {
 	}
 	vm.m.bus.Publish(EventShutdown, vm.spec.Name, "via "+how)
 	vm.setState(StateStopping, "")
-	if vm.waitRun(ctx, r, timeout) {
+	if vm.waitGraceful(ctx, r, timeout) {
 		return nil
 	}
-	vm.m.bus.Publish(EventShutdown, vm.spec.Name, fmt.Sprintf("guest still running after %s; forcing", timeout))
+	vm.m.bus.Publish(EventShutdown, vm.spec.Name, fmt.Sprintf("guest still running after %s or a stop was asked for; forcing", timeout))
 	return vm.forceStop(ctx)
 }
 

@@ -452,6 +452,20 @@ func (vm *machine) waitRun(ctx context.Context, r *run, d time.Duration) bool {
 		return true
 	case <-t.C:
 		return false
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// waitGraceful is waitRun for a graceful shutdown: a stop request (forceNow) cuts it short.
+func (vm *machine) waitGraceful(ctx context.Context, r *run, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-r.exited:
+		return true
+	case <-t.C:
+		return false
 	case <-r.force:
 		return false
 	case <-ctx.Done():
