@@ -34,6 +34,7 @@ type config struct {
 	firewall, defaultNetwork, dnsDomain            string
 	reconcileEvery                                 time.Duration
 	backupDirs                                     []string // default <data-dir>/backups
+	consoleOrigins                                 []string // extra origins for console WebSockets
 }
 
 // env returns $LQ_<NAME> or def.
@@ -52,6 +53,17 @@ func envDuration(name string, def time.Duration) time.Duration {
 	return def
 }
 
+// splitList splits a comma-separated flag value, dropping empty elements.
+func splitList(v string) []string {
+	var out []string
+	for _, e := range strings.Split(v, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 func parseFlags(args []string) (config, error) {
 	var c config
 	fs := flag.NewFlagSet("lqd", flag.ContinueOnError)
@@ -65,6 +77,10 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.defaultNetwork, "default-network", env("DEFAULT_NETWORK", "10.87.0.0/24"), "subnet of the NAT network \"default\" made on first start; none for no default network (LQ_DEFAULT_NETWORK)")
 	fs.DurationVar(&c.reconcileEvery, "reconcile-interval", envDuration("RECONCILE_INTERVAL", 30*time.Second), "how often bridges, dnsmasq, taps and the firewall are checked against the database and repaired (LQ_RECONCILE_INTERVAL)")
 	fs.StringVar(&c.dnsDomain, "dns-domain", env("DNS_DOMAIN", "lq"), "DNS domain under which VM names resolve on managed networks (LQ_DNS_DOMAIN)")
+	fs.Func("console-origin", "an origin (host pattern like *.example.com, or scheme://host) whose pages may open console WebSockets besides lqd's own; repeatable or comma-separated (LQ_CONSOLE_ORIGIN)", func(v string) error {
+		c.consoleOrigins = append(c.consoleOrigins, splitList(v)...)
+		return nil
+	})
 	fs.Func("backup-dir", "a directory backups may be written to and restored from; repeatable or comma-separated (LQ_BACKUP_DIR; default <data-dir>/backups)", func(v string) error {
 		return c.addBackupDirs(v)
 	})
@@ -73,6 +89,9 @@ func parseFlags(args []string) (config, error) {
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if len(c.consoleOrigins) == 0 {
+		c.consoleOrigins = splitList(env("CONSOLE_ORIGIN", ""))
 	}
 	if len(c.backupDirs) == 0 {
 		if err := c.addBackupDirs(env("BACKUP_DIR", filepath.Join(c.dataDir, "backups"))); err != nil {
@@ -206,7 +225,7 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           api.NewServer(api.Config{VMs: mgr, Images: lib, Pool: pool, Volumes: vols, Nets: nets, DB: db, Log: log, Version: version}).Handler(),
+		Handler:           api.NewServer(api.Config{VMs: mgr, Images: lib, Pool: pool, Volumes: vols, Nets: nets, ConsoleOrigins: c.consoleOrigins, DB: db, Log: log, Version: version}).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	errc := make(chan error, 1)
