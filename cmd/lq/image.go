@@ -151,22 +151,7 @@ func writeImageTable(w io.Writer, imgs []api.Image) error {
 }
 
 func newImageShowCmd(a *app) *cobra.Command {
-	return &cobra.Command{
-		Use:   "show NAME",
-		Short: "Show an image",
-		Args:  exactArgs("NAME"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			img, err := c.Image(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return a.printImage(img)
-		},
-	}
+	return showCmd(a, "Show an image", (*api.Client).Image, a.printImage)
 }
 
 // printImage writes img as JSON or as key: value lines.

@@ -100,22 +100,7 @@ func writeNetworkTable(w io.Writer, nets []api.Network) error {
 }
 
 func newNetworkShowCmd(a *app) *cobra.Command {
-	return &cobra.Command{
-		Use:   "show NAME",
-		Short: "Show a network",
-		Args:  exactArgs("NAME"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			n, err := c.Network(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return a.printNetwork(n)
-		},
-	}
+	return showCmd(a, "Show a network", (*api.Client).Network, a.printNetwork)
 }
 
 // printNetwork writes n as JSON or as key: value lines.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/limiquantix/limiquantix/api"
+	"github.com/spf13/cobra"
 )
 
 // Values of --output.
@@ -190,4 +192,25 @@ func expandHome(path string) string {
 		return path
 	}
 	return filepath.Join(home, rest)
+}
+
+// showCmd is a `show NAME` command: fetch one object by name and print it (as a table, or
+// as JSON with -o json).
+func showCmd[T any](a *app, short string, get func(*api.Client, context.Context, string) (T, error), print func(T) error) *cobra.Command {
+	return &cobra.Command{
+		Use:   "show NAME",
+		Short: short,
+		Args:  exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			v, err := get(c, cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return print(v)
+		},
+	}
 }

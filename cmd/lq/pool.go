@@ -83,22 +83,7 @@ func (a *app) printPool(p api.StoragePool) error {
 }
 
 func newPoolShowCmd(a *app) *cobra.Command {
-	return &cobra.Command{
-		Use:   "show NAME",
-		Short: "Show a storage pool",
-		Args:  exactArgs("NAME"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			p, err := c.Pool(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return a.printPool(p)
-		},
-	}
+	return showCmd(a, "Show a storage pool", (*api.Client).Pool, a.printPool)
 }
 
 func newPoolCreateCmd(a *app) *cobra.Command {

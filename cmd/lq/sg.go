@@ -102,22 +102,7 @@ func writeGroupTable(w io.Writer, gs []api.SecurityGroup) error {
 }
 
 func newSGShowCmd(a *app) *cobra.Command {
-	return &cobra.Command{
-		Use:   "show NAME",
-		Short: "Show a security group's rules",
-		Args:  exactArgs("NAME"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			g, err := c.SecurityGroup(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return a.printGroup(g)
-		},
-	}
+	return showCmd(a, "Show a security group's rules", (*api.Client).SecurityGroup, a.printGroup)
 }
 
 // printGroup writes g as JSON or as its table of rules.

@@ -85,22 +85,7 @@ func writeVMTable(w io.Writer, vms []api.VM, now time.Time) error {
 }
 
 func newVMShowCmd(a *app) *cobra.Command {
-	return &cobra.Command{
-		Use:   "show NAME",
-		Short: "Show everything about a VM",
-		Args:  exactArgs("NAME"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			vm, err := c.VM(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return a.printVM(vm)
-		},
-	}
+	return showCmd(a, "Show everything about a VM", (*api.Client).VM, a.printVM)
 }
 
 // printVM writes vm as JSON or as lq vm show's key: value lines.

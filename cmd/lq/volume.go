@@ -83,22 +83,7 @@ func (a *app) printVolume(v api.Volume) error {
 }
 
 func newVolumeShowCmd(a *app) *cobra.Command {
-	return &cobra.Command{
-		Use:   "show NAME",
-		Short: "Show a volume (format, sizes, backing chain, snapshots)",
-		Args:  exactArgs("NAME"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			v, err := c.Volume(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return a.printVolume(v)
-		},
-	}
+	return showCmd(a, "Show a volume (format, sizes, backing chain, snapshots)", (*api.Client).Volume, a.printVolume)
 }
 
 func newVolumeCreateCmd(a *app) *cobra.Command {
