@@ -73,6 +73,16 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc.Encode(v)
 }
 
+// writeList answers 200 with items converted to their wire type; an empty list is [],
+// never null.
+func writeList[T, U any](w http.ResponseWriter, items []T, conv func(T) U) {
+	out := make([]U, 0, len(items))
+	for _, it := range items {
+		out = append(out, conv(it))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
 // decodeJSON reads exactly one JSON value with no unknown fields. An empty body is
 // allowed only when optional.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any, optional bool) error {

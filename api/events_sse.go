@@ -163,7 +163,7 @@ func (es *eventStream) catchUp(ctx context.Context, upTo int64) error {
 }
 
 func (es *eventStream) send(e store.Event) error {
-	data, err := json.Marshal(Event{ID: e.ID, Time: e.Time, Type: e.Type, VM: e.VM, Message: e.Message})
+	data, err := json.Marshal(toAPIEvent(e))
 	if err != nil {
 		return fmt.Errorf("api: event %d: %w", e.ID, err)
 	}

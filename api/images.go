@@ -23,11 +23,7 @@ func (s *Server) listImages(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	out := make([]Image, 0, len(ims))
-	for _, im := range ims {
-		out = append(out, toAPIImage(im))
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeList(w, ims, toAPIImage)
 }
 
 func (s *Server) getImage(w http.ResponseWriter, r *http.Request) {

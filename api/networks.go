@@ -70,11 +70,7 @@ func (s *Server) listNetworks(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	out := make([]Network, 0, len(nets))
-	for _, n := range nets {
-		out = append(out, toAPINetwork(n))
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeList(w, nets, toAPINetwork)
 }
 
 func (s *Server) getNetwork(w http.ResponseWriter, r *http.Request) {
@@ -175,11 +171,7 @@ func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	out := make([]SecurityGroup, 0, len(groups))
-	for _, g := range groups {
-		out = append(out, toAPIGroup(g))
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeList(w, groups, toAPIGroup)
 }
 
 func (s *Server) getGroup(w http.ResponseWriter, r *http.Request) {

@@ -164,9 +164,9 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	out := make([]Event, 0, len(evs))
-	for _, e := range evs {
-		out = append(out, Event{ID: e.ID, Time: e.Time, Type: e.Type, VM: e.VM, Message: e.Message})
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeList(w, evs, toAPIEvent)
+}
+
+func toAPIEvent(e store.Event) Event {
+	return Event{ID: e.ID, Time: e.Time, Type: e.Type, VM: e.VM, Message: e.Message}
 }

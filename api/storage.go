@@ -102,11 +102,7 @@ func (s *Server) listPools(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	out := make([]StoragePool, 0, len(ps))
-	for _, p := range ps {
-		out = append(out, toAPIPool(p))
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeList(w, ps, toAPIPool)
 }
 
 func (s *Server) getPool(w http.ResponseWriter, r *http.Request) {
@@ -162,11 +158,7 @@ func (s *Server) listVolumes(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	out := make([]Volume, 0, len(vs))
-	for _, v := range vs {
-		out = append(out, toAPIVolume(v))
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeList(w, vs, toAPIVolume)
 }
 
 func (s *Server) getVolume(w http.ResponseWriter, r *http.Request) {
@@ -299,11 +291,7 @@ func (s *Server) listSnapshots(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	out := make([]Snapshot, 0, len(sns))
-	for _, sn := range sns {
-		out = append(out, toAPISnapshot(sn))
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeList(w, sns, toAPISnapshot)
 }
 
 func (s *Server) createSnapshot(w http.ResponseWriter, r *http.Request) {

@@ -55,11 +55,7 @@ func toAPIVM(v vmm.VM, host string) VM {
 
 func (s *Server) listVMs(w http.ResponseWriter, r *http.Request) {
 	vms := s.vms.List()
-	out := make([]VM, 0, len(vms))
-	for _, v := range vms {
-		out = append(out, toAPIVM(v, s.hostname))
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeList(w, vms, func(v vmm.VM) VM { return toAPIVM(v, s.hostname) })
 }
 
 func (s *Server) getVM(w http.ResponseWriter, r *http.Request) {
