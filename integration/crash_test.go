@@ -106,9 +106,7 @@ func TestCrashRecovery(t *testing.T) {
 		v := d.vm("c1")
 		con := dialSerial(t, d, v)
 		// c1 was just restarted: wait for its shell before asking it to power off.
-		if out, ok := con.expect("echo ready-$((1+1))", "ready-2", 90*time.Second); !ok {
-			t.Fatalf("c1's shell did not come up: %q", out)
-		}
+		con.waitShell(t, 90*time.Second)
 		con.send("poweroff")
 		waitFor(t, 60*time.Second, "c1 to come back with a new qemu", func() (bool, string) {
 			nv := d.vm("c1")

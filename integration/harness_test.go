@@ -320,6 +320,22 @@ func dialSerial(t testing.TB, d *daemon, v api.VM) *serial {
 	return s
 }
 
+// waitShell retries a computed echo until the guest's shell answers: keys typed while the
+// kernel still boots, before the shell reads the console, are lost or mangled.
+func (s *serial) waitShell(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for i := 1; ; i++ {
+		want := fmt.Sprintf("shell-ready-%d", 1000+i)
+		if _, ok := s.expect(fmt.Sprintf("echo shell-ready-$((1000+%d))", i), want, 3*time.Second); ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the guest's shell did not answer within %s", timeout)
+		}
+	}
+}
+
 // send types a line into the console.
 func (s *serial) send(line string) {
 	s.conn.Write(context.Background(), websocket.MessageBinary, []byte(line+"\n"))

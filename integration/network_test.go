@@ -77,6 +77,7 @@ func testNetworking(t *testing.T, fw string) {
 		// The tiny guest prints what udhcpc got: it must be the IPAM address.
 		d.waitConsole(n, "LQ-TINY-DHCP eth0 "+ip[n], 1, 90*time.Second)
 		sh[n] = &shell{t: t, con: dialSerial(t, d, v)}
+		sh[n].con.waitShell(t, 60*time.Second)
 	}
 	sh["b"].run("mkdir -p /tmp/www && echo hello-from-b > /tmp/www/index.html && httpd -p 80 -h /tmp/www && httpd -p 8080 -h /tmp/www", 10*time.Second)
 	sh["c"].run("mkdir -p /tmp/www && echo hello-from-c > /tmp/www/index.html && httpd -p 80 -h /tmp/www", 10*time.Second)

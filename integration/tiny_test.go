@@ -42,6 +42,7 @@ func TestTinyLifecycle(t *testing.T) {
 	v := d.waitState("t1", "running", 60*time.Second)
 	d.waitConsole("t1", tinyBooted, 1, 90*time.Second)
 	con := dialSerial(t, d, v)
+	con.waitShell(t, 60*time.Second)
 
 	t.Run("list", func(t *testing.T) {
 		d := d.with(t)
